@@ -1,0 +1,225 @@
+"""`damselfly supernode | peer | up`: parse flags and a config file, wire the packages, run until a signal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from peer.config import PeerConfig
+from peer.service import PeerService, StartupError
+from peer.upstream import UpstreamRegistry
+from proxy.app import create_app as create_proxy_app
+from proxy.config import DOCKER_HUB, ProxyConfig
+from supernode.config import SupernodeConfig
+from supernode.server import create_app as create_supernode_app
+
+from . import settings
+from .serving import BindError, bind, make_server, setup_logging, wait_started
+from .settings import SettingsError, host_port
+
+DEFAULT_SUPERNODE_LISTEN = "0.0.0.0:8002"
+DEFAULT_PROXY_LISTEN = "127.0.0.1:65001"
+DEFAULT_UPLOAD_LISTEN = "0.0.0.0:65002"
+
+
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/damselfly"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "damselfly")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="damselfly", description="Peer-to-peer container image distribution.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", help="TOML configuration file (flags win over it)")
+        sub.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        sub.add_argument("--join-token", default=None, help="shared secret of the cluster")
+
+    sn = commands.add_parser("supernode", help="run the swarm coordinator")
+    sn.add_argument("--listen", default=None, help=f"HOST:PORT (default {DEFAULT_SUPERNODE_LISTEN})")
+    common(sn)
+
+    def peer_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--listen", default=None, help=f"registry mirror HOST:PORT (default {DEFAULT_PROXY_LISTEN})")
+        sub.add_argument(
+            "--upload-listen", default=None, help=f"upload server HOST:PORT (default {DEFAULT_UPLOAD_LISTEN})"
+        )
+        sub.add_argument("--data-dir", default=None, help="piece store (default /var/lib/damselfly as root)")
+        sub.add_argument("--upstream", default=None, help="default upstream registry URL (default Docker Hub)")
+        sub.add_argument("--advertise", default=None, help="host other peers dial (default: as the supernode sees us)")
+        sub.add_argument("--label", action="append", default=[], help="KEY=VALUE locality label (zone, rack)")
+        sub.add_argument("--fault-corrupt-pieces", action="store_true", help=argparse.SUPPRESS)
+        common(sub)
+
+    pe = commands.add_parser("peer", help="run the registry mirror and the peer on this host")
+    pe.add_argument("--supernode", default=None, help="supernode URL, e.g. http://10.0.0.1:8002")
+    peer_flags(pe)
+
+    up = commands.add_parser("up", help="a supernode and a peer in one process, for a single host")
+    up.add_argument("--supernode-listen", default=None, help=f"HOST:PORT (default {DEFAULT_SUPERNODE_LISTEN})")
+    peer_flags(up)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        conf = settings.load(args.config)
+        if args.command == "supernode":
+            return asyncio.run(_run_supernode(supernode_config(args, conf)))
+        if args.command == "peer":
+            peer_config, proxy_config = peer_configs(args, conf)
+            return asyncio.run(_run_peer(peer_config, proxy_config, None, args.fault_corrupt_pieces))
+        if args.command == "up":
+            sn_config = supernode_config(args, conf, listen=args.supernode_listen)
+            if not args.supernode and not settings.section(conf, "peer").get("supernode"):
+                args.supernode = f"http://127.0.0.1:{sn_config.listen_port}"
+            peer_config, proxy_config = peer_configs(args, conf)
+            return asyncio.run(_run_peer(peer_config, proxy_config, sn_config, args.fault_corrupt_pieces))
+    except (SettingsError, BindError, StartupError) as exc:
+        print(f"damselfly {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def supernode_config(args: argparse.Namespace, conf: dict[str, Any], listen: str | None = None) -> SupernodeConfig:
+    section = settings.section(conf, "supernode")
+    listen_text = (listen if args.command == "up" else args.listen) or section.get("listen", DEFAULT_SUPERNODE_LISTEN)
+    host, port = host_port(str(listen_text), "--listen")
+    token = args.join_token if args.join_token is not None else str(section.get("join_token", ""))
+    return SupernodeConfig(listen_host=host, listen_port=port, join_token=token)
+
+
+def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerConfig, ProxyConfig]:
+    peer_section = settings.section(conf, "peer")
+    proxy_section = settings.section(conf, "proxy")
+    upload_host, upload_port = host_port(
+        args.upload_listen or peer_section.get("upload_listen", DEFAULT_UPLOAD_LISTEN), "--upload-listen"
+    )
+    listen_host, listen_port = host_port(args.listen or proxy_section.get("listen", DEFAULT_PROXY_LISTEN), "--listen")
+    labels = dict(peer_section.get("labels", {}))
+    for label in args.label:
+        key, sep, value = label.partition("=")
+        if not sep or not key:
+            raise SettingsError(f"--label: expected KEY=VALUE, got {label!r}")
+        labels[key] = value
+    supernode_url = args.supernode or str(peer_section.get("supernode", ""))
+    if supernode_url and not supernode_url.startswith(("http://", "https://")):
+        raise SettingsError(f"--supernode: expected a URL like http://host:8002, got {supernode_url!r}")
+    token = args.join_token if args.join_token is not None else str(peer_section.get("join_token", ""))
+    peer_config = PeerConfig(
+        data_dir=Path(args.data_dir or peer_section.get("data_dir") or default_data_dir()),
+        supernode_url=supernode_url,
+        upload_host=upload_host,
+        upload_port=upload_port,
+        advertise_host=args.advertise or str(peer_section.get("advertise", "")),
+        join_token=token,
+        labels={str(k): str(v) for k, v in labels.items()},
+    )
+    registries = {r.name: r for r in settings.registries(conf)}
+    default = str(proxy_section.get("default_registry", ""))
+    if args.upstream:
+        upstream = upstream_registry(args.upstream)
+        registries.setdefault(upstream.name, upstream)
+        default = upstream.name
+    if not default:
+        default = DOCKER_HUB.name
+    if default == DOCKER_HUB.name:
+        registries.setdefault(DOCKER_HUB.name, DOCKER_HUB)
+    if default not in registries:
+        raise SettingsError(f"default_registry {default!r} is not a configured [[registry]]")
+    allow = proxy_section.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise SettingsError("[proxy] allow must be a list of host patterns")
+    proxy_config = ProxyConfig(
+        listen_host=listen_host,
+        listen_port=listen_port,
+        default_registry=default,
+        registries=registries,
+        allow=list(allow),
+        tls_cert=str(proxy_section.get("tls_cert", "")),
+        tls_key=str(proxy_section.get("tls_key", "")),
+    )
+    return peer_config, proxy_config
+
+
+def upstream_registry(url: str) -> UpstreamRegistry:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"--upstream: expected a URL like https://registry.example.com, got {url!r}")
+    if parts.hostname in ("registry-1.docker.io", "index.docker.io", "docker.io"):
+        return DOCKER_HUB
+    return UpstreamRegistry(name=parts.netloc.lower(), url=f"{parts.scheme}://{parts.netloc}")
+
+
+async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.Task[None]]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    waiter.cancel()
+
+
+async def _run_supernode(config: SupernodeConfig) -> int:
+    sock = bind(config.listen_host, config.listen_port)
+    server = make_server(create_supernode_app(config))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_started(server)
+    print(f"damselfly supernode: listening on http://{config.listen_host}:{config.listen_port}", flush=True)
+    await _run_until_signal([server], [task])
+    return 0
+
+
+async def _run_peer(
+    peer_config: PeerConfig, proxy_config: ProxyConfig, supernode: SupernodeConfig | None, fault_corrupt: bool
+) -> int:
+    servers: list[uvicorn.Server] = []
+    tasks: list[asyncio.Task[None]] = []
+    if supernode is not None:
+        sn_sock = bind(supernode.listen_host, supernode.listen_port)
+        sn_server = make_server(create_supernode_app(supernode))
+        servers.append(sn_server)
+        tasks.append(asyncio.create_task(sn_server.serve(sockets=[sn_sock])))
+        await wait_started(sn_server)
+        print(f"damselfly supernode: listening on http://{supernode.listen_host}:{supernode.listen_port}", flush=True)
+    proxy_sock = bind(proxy_config.listen_host, proxy_config.listen_port)
+    peer = PeerService(peer_config, fault_corrupt=fault_corrupt)
+    try:
+        await peer.start()
+        server = make_server(
+            create_proxy_app(proxy_config, peer), tls_cert=proxy_config.tls_cert, tls_key=proxy_config.tls_key
+        )
+        servers.append(server)
+        tasks.append(asyncio.create_task(server.serve(sockets=[proxy_sock])))
+        await wait_started(server)
+        scheme = "https" if proxy_config.tls_cert else "http"
+        print(
+            f"damselfly peer {peer.peer_id}: registry mirror on {scheme}://{proxy_config.listen_host}:"
+            f"{proxy_config.listen_port}, uploads on {peer_config.upload_host}:{peer.upload_port}, "
+            f"default upstream {proxy_config.registries[proxy_config.default_registry].url}",
+            flush=True,
+        )
+        await _run_until_signal(servers, tasks)
+    finally:
+        await peer.close()
+    return 0

@@ -1,0 +1,69 @@
+"""Running ASGI apps under uvicorn on sockets we bound ourselves (so a port in use is a one-line error)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class BindError(Exception):
+    """A listen address could not be bound."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "") -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        # The upload server needs loop.sendfile, which uvloop lacks; httptools still parses HTTP fast.
+        loop="asyncio",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=30,
+        ssl_certfile=tls_cert or None,
+        ssl_keyfile=tls_key or None,
+    )
+    server = uvicorn.Server(config)
+    # Signals are handled by our own runner, which stops every server of the process together.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    return server
+
+
+async def serve(server: uvicorn.Server, sock: socket.socket) -> None:
+    await server.serve(sockets=[sock])
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request at INFO: far too much on the piece path.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+async def wait_started(server: uvicorn.Server, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not server.started:
+        if asyncio.get_running_loop().time() > deadline:
+            raise BindError("server did not start")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,404 @@
+"""One blob being fetched on this host, shared by every local reader and every child peer.
+
+How a blob arrives (PRODUCT.md, the blob path, steps 5-10):
+- join the blob's swarm at the supernode; if told to go to the source, fetch from the upstream, cut the stream
+  into pieces, digest each and report the digests so children can verify;
+- otherwise fetch pieces from the parents the supernode names, several at once, each verified against the
+  source's digest before it is written; a parent that sends a bad piece is reported and never asked again;
+- with no supernode, or no progress from the swarm for `stall_timeout`, the upstream serves what is missing;
+- the whole blob is hashed in order as pieces arrive and verified before it lands in the store.
+Readers stream pieces in order as they are verified; the last piece is held back until the whole blob is
+verified, so no client ever receives a complete blob that is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from core.digest import Digest, Hasher
+from supernode.api import ROLE_SOURCE, JoinRequest, ParentInfo, TaskView, hex_to_mask, mask_to_hex
+from supernode.client import SupernodeClient, SupernodeUnavailable
+
+from .config import PeerConfig
+from .partial import PartialBlob
+from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
+from .reporter import SwarmReporter
+from .stats import PeerStats
+from .store import BlobStore
+from .upstream import BlobSource, UpstreamError
+
+log = logging.getLogger(__name__)
+READ_CHUNK = 1024 * 1024
+SYNC_WAIT = 5.0
+
+
+class DownloadFailed(Exception):
+    """The blob could not be had from the swarm nor from the upstream, or it did not match its digest."""
+
+
+class SwarmStalled(Exception):
+    """The swarm made no progress for too long; the upstream takes over."""
+
+
+@dataclass(slots=True)
+class SwarmLink:
+    """What a download needs to take part in the swarm."""
+
+    client: SupernodeClient
+    peer_id: str
+
+
+class BlobDownload:
+    def __init__(
+        self,
+        digest: Digest,
+        partial: PartialBlob,
+        *,
+        store: BlobStore,
+        config: PeerConfig,
+        http: httpx.AsyncClient,
+        swarm: SwarmLink | None,
+        stats: PeerStats,
+    ) -> None:
+        self.digest = digest
+        self.partial = partial
+        self.layout = partial.layout
+        self.store = store
+        self.config = config
+        self.http = http
+        self.swarm = swarm
+        self.stats = stats
+        self.result: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
+        # Consumers may never look at the result; don't let an unobserved failure warn.
+        self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+        self._changed = asyncio.Event()
+        self._hasher: Hasher = digest.hasher()
+        self._hashed = 0
+        self._hash_lock = asyncio.Lock()
+        self._reporter: SwarmReporter | None = None
+        self._source_role = False
+        self._bad_parents: set[str] = set()
+        # Piece digests the swarm's source reported: a promoted source checks the upstream against them.
+        self._known_digests: dict[int, str] = {}
+
+    # --- readers -----------------------------------------------------------------------------------
+
+    @property
+    def data_path(self) -> Path:
+        """Where the blob's bytes are now: the partial file, or the store once it has landed."""
+        if self.result.done() and not self.result.cancelled() and self.result.exception() is None:
+            return self.result.result()
+        return self.partial.data_path
+
+    def has_piece(self, index: int) -> bool:
+        return self.partial.has(index)
+
+    async def wait_piece(self, index: int, timeout: float | None = None) -> bool:
+        """Wait until piece `index` is verified here; False on timeout; raises if the download failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.partial.has(index):
+            if self.result.done():
+                self.result.result()  # raises the failure
+                return self.partial.has(index)
+            event = self._changed
+            if deadline is None:
+                await event.wait()
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
+        return True
+
+    async def read_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start..end (inclusive) as their pieces are verified; the blob's end waits for the whole."""
+        last_piece = self.layout.count - 1
+        fd = await self._open_for_reading()
+        try:
+            position = start
+            while position <= end:
+                index = self.layout.index_of(position)
+                await self.wait_piece(index)
+                if index == last_piece:
+                    await asyncio.shield(self.result)
+                piece_end = min(self.layout.offset(index) + self.layout.length(index) - 1, end)
+                while position <= piece_end:
+                    length = min(READ_CHUNK, piece_end - position + 1)
+                    chunk = await asyncio.to_thread(os.pread, fd, length, position)
+                    if len(chunk) != length:
+                        raise DownloadFailed("short read from the piece store")
+                    position += length
+                    yield chunk
+        finally:
+            os.close(fd)
+
+    async def _open_for_reading(self) -> int:
+        for _ in range(3):
+            path = self.data_path
+            try:
+                # Opened once: the descriptor stays valid when the file is renamed into the store.
+                return os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                if self.result.done():
+                    self.result.result()
+                await asyncio.sleep(0.01)
+        raise DownloadFailed("blob vanished from the store while opening it")
+
+    # --- the download ------------------------------------------------------------------------------
+
+    async def run(self, source: BlobSource) -> None:
+        """Fetch the blob, verify it and land it; the outcome goes to `result`. Never raises."""
+        try:
+            if self.swarm is not None and not self.partial.complete:
+                try:
+                    await self._from_swarm(source)
+                except (SupernodeUnavailable, SwarmStalled) as exc:
+                    log.warning("swarm for %s gave up (%s); the upstream serves the rest", self.digest, exc)
+                    self.stats.fallbacks += 1
+            if not self.partial.complete:
+                await self._from_upstream(source)
+            await self._verify_and_land()
+        except asyncio.CancelledError:
+            self._fail(DownloadFailed("download cancelled"))
+            raise
+        except Exception as exc:
+            log.warning("download of %s failed: %s", self.digest, exc)
+            self._fail(exc if isinstance(exc, DownloadFailed) else DownloadFailed(str(exc)))
+        finally:
+            if self._reporter is not None:
+                ok = self.result.done() and not self.result.cancelled() and self.result.exception() is None
+                await self._reporter.finish(done=ok)
+            self._notify()
+
+    def _fail(self, exc: Exception) -> None:
+        self.partial.discard()
+        if not self.result.done():
+            self.result.set_exception(exc)
+
+    async def _verify_and_land(self) -> None:
+        await self._advance_hash()
+        if self._hashed != self.layout.count or self._hasher.hexdigest() != self.digest.hex:
+            self.stats.verify_failures += 1
+            raise DownloadFailed(f"blob does not match its digest {self.digest}")
+        path = await self.store.commit(self.digest, self.partial)
+        self.result.set_result(path)
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def _accept(self, index: int, data: bytes, piece_sha256: str, *, from_source: bool) -> None:
+        """A verified (or, from the upstream, freshly digested) piece: store it, tell readers and the swarm."""
+        if self.partial.has(index):
+            return
+        await self.partial.write_piece(index, data, piece_sha256)
+        if from_source:
+            self.stats.bytes_from_upstream += len(data)
+        else:
+            self.stats.bytes_from_peers += len(data)
+        if self._reporter is not None:
+            self._reporter.piece(index, piece_sha256 if self._source_role else None)
+        self._notify()
+        await self._advance_hash(index, data)
+        if index % 16 == 0:
+            await self.partial.save_state()
+
+    async def _advance_hash(self, index: int | None = None, data: bytes | None = None) -> None:
+        """Feed the whole-blob hash with every piece now contiguous from the start."""
+        async with self._hash_lock:
+            while self._hashed < self.layout.count and self.partial.has(self._hashed):
+                if index == self._hashed and data is not None:
+                    chunk = data
+                else:
+                    chunk = await self.partial.read_piece(self._hashed)
+                await asyncio.to_thread(self._hasher.update, chunk)
+                self._hashed += 1
+
+    # --- from the upstream -------------------------------------------------------------------------
+
+    async def _from_upstream(self, source: BlobSource) -> None:
+        """Fetch every missing piece from the upstream, a contiguous run per request, resuming with Range."""
+        failures = 0
+        while (first := self._first_missing()) is not None:
+            last = first
+            while last + 1 < self.layout.count and not self.partial.has(last + 1):
+                last += 1
+            start = self.layout.offset(first)
+            end = self.layout.offset(last) + self.layout.length(last) - 1
+            progressed = False
+            try:
+                async with source.open_range(start, end) as chunks:
+                    index = first
+                    buffer = bytearray()
+                    async for chunk in chunks:
+                        buffer += chunk
+                        while index <= last and len(buffer) >= self.layout.length(index):
+                            length = self.layout.length(index)
+                            piece = bytes(buffer[:length])
+                            del buffer[:length]
+                            await self._accept_from_upstream(index, piece)
+                            progressed = True
+                            index += 1
+                        if index > last:
+                            break
+                    if index <= last:
+                        raise UpstreamError("the upstream ended the blob early")
+            except (UpstreamError, httpx.HTTPError) as exc:
+                failures = 0 if progressed else failures + 1
+                if failures >= self.config.upstream_attempts:
+                    raise DownloadFailed(f"upstream: {exc}") from exc
+                self.stats.upstream_retries += 1
+                await asyncio.sleep(min(self.config.upstream_backoff * 2**failures, 8.0))
+
+    async def _accept_from_upstream(self, index: int, piece: bytes) -> None:
+        piece_sha256 = await asyncio.to_thread(_sha256, piece)
+        known = self._known_digests.get(index)
+        if known and known != piece_sha256:
+            raise DownloadFailed(f"the upstream's piece {index} differs from what the swarm verified")
+        await self._accept(index, piece, piece_sha256, from_source=True)
+
+    def _first_missing(self) -> int | None:
+        for index in range(self.layout.count):
+            if not self.partial.has(index):
+                return index
+        return None
+
+    # --- from the swarm ----------------------------------------------------------------------------
+
+    async def _from_swarm(self, source: BlobSource) -> None:
+        assert self.swarm is not None
+        client, peer_id = self.swarm.client, self.swarm.peer_id
+        view = await client.join(
+            str(self.digest), JoinRequest(peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
+        )
+        if view.piece_size != self.layout.piece_size or view.size != self.layout.blob_size:
+            raise SupernodeUnavailable("the swarm's piece layout differs from ours")
+        self._reporter = SwarmReporter(client, str(self.digest), peer_id)
+        self._reporter.mask = self.partial.mask
+        self._reporter.start()
+        inflight: dict[asyncio.Task[bytes], tuple[int, str]] = {}
+        per_parent: dict[str, int] = {}
+        sync: asyncio.Task[TaskView] | None = None
+        sync_failures = 0
+        last_progress = time.monotonic()
+        try:
+            while not self.partial.complete:
+                self._known_digests = {i: d for i, d in enumerate(view.piece_digests) if d}
+                if view.role == ROLE_SOURCE:
+                    self._source_role = True
+                    await self._from_upstream(source)
+                    return
+                self._schedule(view, inflight, per_parent)
+                if sync is None:
+                    sync = asyncio.create_task(client.sync(str(self.digest), peer_id, view.version, SYNC_WAIT))
+                left = self.config.stall_timeout - (time.monotonic() - last_progress)
+                if left <= 0:
+                    raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
+                done, _ = await asyncio.wait({*inflight, sync}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is sync:
+                        sync = None
+                        try:
+                            view = task.result()  # type: ignore[assignment]
+                            sync_failures = 0
+                        except SupernodeUnavailable:
+                            sync_failures += 1
+                            if sync_failures >= 3:
+                                raise
+                            await asyncio.sleep(0.5)
+                        continue
+                    index, parent_id = inflight.pop(task)  # type: ignore[arg-type]
+                    per_parent[parent_id] -= 1
+                    if await self._piece_outcome(task, index, parent_id, view):  # type: ignore[arg-type]
+                        last_progress = time.monotonic()
+        finally:
+            for task in [*inflight, *([sync] if sync else [])]:
+                task.cancel()
+            for task in [*inflight, *([sync] if sync else [])]:
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _schedule(
+        self, view: TaskView, inflight: dict[asyncio.Task[bytes], tuple[int, str]], per_parent: dict[str, int]
+    ) -> None:
+        """Start fetches for the lowest missing pieces whose digests are known, spread over the parents."""
+        parents = [p for p in view.parents if p.peer_id not in self._bad_parents]
+        if not parents:
+            return
+        busy = {index for index, _ in inflight.values()}
+        for index, piece_digest in enumerate(view.piece_digests):
+            if len(inflight) >= self.config.max_inflight:
+                return
+            if not piece_digest or index in busy or self.partial.has(index):
+                continue
+            parent = self._pick_parent(parents, index, per_parent)
+            if parent is None:
+                return
+            per_parent[parent.peer_id] = per_parent.get(parent.peer_id, 0) + 1
+            task = asyncio.create_task(
+                fetch_piece(
+                    self.http,
+                    parent.url,
+                    str(self.digest),
+                    index,
+                    expected_length=self.layout.length(index),
+                    expected_sha256=piece_digest,
+                    wait=self.config.piece_wait,
+                    join_token=self.config.join_token,
+                    connect_timeout=self.config.connect_timeout,
+                    read_timeout=self.config.read_timeout,
+                )
+            )
+            inflight[task] = (index, parent.peer_id)
+
+    def _pick_parent(self, parents: list[ParentInfo], index: int, per_parent: dict[str, int]) -> ParentInfo | None:
+        best: tuple[int, int] | None = None
+        chosen = None
+        for order, parent in enumerate(parents):
+            load = per_parent.get(parent.peer_id, 0)
+            if load >= self.config.max_inflight_per_parent:
+                continue
+            has_it = parent.done or bool(hex_to_mask(parent.pieces) >> index & 1)
+            # Parents known to hold the piece first, then the least busy; the supernode's order breaks ties.
+            key = (0 if has_it else 1, load * 100 + order)
+            if best is None or key < best:
+                best, chosen = key, parent
+        return chosen
+
+    async def _piece_outcome(self, task: asyncio.Task[bytes], index: int, parent_id: str, view: TaskView) -> bool:
+        """Handle one finished piece fetch; True if it brought a piece."""
+        try:
+            data = task.result()
+        except PieceCorrupt as exc:
+            log.warning("blocklisting %s for %s: %s", parent_id, self.digest, exc)
+            self.stats.corrupt_pieces += 1
+            self._drop_parent(parent_id)
+            return False
+        except PieceUnavailable:
+            return False
+        except (httpx.HTTPError, OSError) as exc:
+            log.info("parent %s failed for piece %d: %r", parent_id, index, exc)
+            self._drop_parent(parent_id)
+            return False
+        await self._accept(index, data, view.piece_digests[index], from_source=False)
+        return True
+
+    def _drop_parent(self, parent_id: str) -> None:
+        self._bad_parents.add(parent_id)
+        if self._reporter is not None:
+            self._reporter.bad_parent(parent_id)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,86 @@
+"""Sends a swarm member's news to the supernode, coalescing bursts into few requests.
+
+Piece digests (from the source) go out at once, because children wait for them; plain piece counts from
+children are batched, because the supernode only uses them to rank parents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from supernode.api import ReportRequest, mask_to_hex
+from supernode.client import SupernodeClient, SupernodeUnavailable
+
+log = logging.getLogger(__name__)
+BATCH_DELAY = 0.25
+
+
+class SwarmReporter:
+    def __init__(self, client: SupernodeClient, digest: str, peer_id: str) -> None:
+        self.client = client
+        self.digest = digest
+        self.peer_id = peer_id
+        self.mask = 0
+        self._digests: dict[int, str] = {}
+        self._bad: list[str] = []
+        self._dirty = asyncio.Event()
+        self._urgent = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"report-{self.digest[:19]}")
+
+    def piece(self, index: int, digest_hex: str | None) -> None:
+        self.mask |= 1 << index
+        if digest_hex is not None:
+            self._digests[index] = digest_hex
+            self._urgent = True
+        self._dirty.set()
+
+    def bad_parent(self, peer_id: str) -> None:
+        self._bad.append(peer_id)
+        self._urgent = True
+        self._dirty.set()
+
+    async def finish(self, *, done: bool) -> None:
+        """Stop batching and send the last word (done, or failed)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(SupernodeUnavailable):
+            await self._send(done=done, failed=not done)
+
+    async def _run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            if not self._urgent:
+                await asyncio.sleep(BATCH_DELAY)
+            self._dirty.clear()
+            self._urgent = False
+            try:
+                await self._send(done=False, failed=False)
+            except SupernodeUnavailable as exc:
+                log.debug("report for %s not delivered: %s", self.digest, exc)
+                await asyncio.sleep(1.0)
+
+    async def _send(self, *, done: bool, failed: bool) -> None:
+        digests, self._digests = self._digests, {}
+        bad, self._bad = self._bad, []
+        request = ReportRequest(
+            peer_id=self.peer_id,
+            pieces=mask_to_hex(self.mask),
+            piece_digests=digests,
+            done=done,
+            failed=failed,
+            bad_parents=bad,
+        )
+        try:
+            await self.client.report(self.digest, request)
+        except SupernodeUnavailable:
+            # Keep what was not delivered for the next attempt.
+            self._digests.update(digests)
+            self._bad.extend(bad)
+            raise

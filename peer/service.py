@@ -1,0 +1,179 @@
+"""The peer daemon's core: owns the store, the downloads, the swarm membership and the upload server.
+
+The proxy asks it for blobs (`open_blob`); other peers reach it through the upload server (`locate_piece`).
+Every background task it starts is owned here and ends with `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.digest import Digest
+from core.pieces import PieceLayout, choose_piece_size
+from supernode.api import RegisterRequest
+from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
+
+from .config import PeerConfig
+from .download import BlobDownload, SwarmLink
+from .partial import PartialBlob
+from .stats import PeerStats
+from .store import BlobStore
+from .upload_api import PieceLocation
+from .upload_server import UploadServer
+from .upstream import BlobSource
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The peer cannot start: a one-line reason for the operator."""
+
+
+class PeerService:
+    def __init__(self, config: PeerConfig, *, fault_corrupt: bool = False) -> None:
+        self.config = config
+        self.store = BlobStore(config.data_dir)
+        self.stats = PeerStats()
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        self.peer_id = _peer_id(config.data_dir)
+        self.downloads: dict[str, BlobDownload] = {}
+        self.upload_server = UploadServer(self, join_token=config.join_token, fault_corrupt=fault_corrupt)
+        self.upload_port = 0
+        self.supernode: SupernodeClient | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # Serialises starting downloads, so two requests for one blob never open its partial file twice.
+        self._open_lock = asyncio.Lock()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            self.upload_port = await self.upload_server.start(self.config.upload_host, self.config.upload_port)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot listen for uploads on {self.config.upload_host}:{self.config.upload_port}: {exc.strerror}"
+            ) from exc
+        if self.config.supernode_url:
+            self.supernode = SupernodeClient(self.config.supernode_url, self.http, self.config.join_token)
+            await self._register_until(time.monotonic() + self.config.register_timeout)
+            self.spawn(self._heartbeat_loop(), "heartbeat")
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.supernode is not None:
+            with contextlib.suppress(SupernodeUnavailable):
+                await self.supernode.leave(self.peer_id)
+        await self.upload_server.close()
+        await self.http.aclose()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start a background task owned by this service (cancelled on close, never garbage-collected early)."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _register_until(self, deadline: float) -> None:
+        assert self.supernode is not None
+        request = RegisterRequest(self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels)
+        delay = 0.2
+        while True:
+            try:
+                response = await self.supernode.register(request)
+                log.info("registered with the supernode as %s, reachable at %s", self.peer_id, response.url)
+                return
+            except SupernodeUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StartupError(f"supernode {self.config.supernode_url} unreachable: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _heartbeat_loop(self) -> None:
+        assert self.supernode is not None
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.supernode.heartbeat(self.peer_id)
+            except PeerUnknown:
+                # The supernode restarted or expired us: join again; swarms are rejoined by their downloads.
+                with contextlib.suppress(StartupError):
+                    await self._register_until(time.monotonic() + 5.0)
+            except SupernodeUnavailable as exc:
+                log.debug("heartbeat failed: %s", exc)
+
+    # --- blobs -------------------------------------------------------------------------------------
+
+    def complete_size(self, digest: Digest) -> int | None:
+        return self.store.stat(digest)
+
+    async def open_blob(self, digest: Digest, size: int, source: BlobSource) -> BlobDownload:
+        """The download of this blob on this host, started if none is running."""
+        key = str(digest)
+        async with self._open_lock:
+            download = self.downloads.get(key)
+            if download is not None and not download.result.done():
+                return download
+            layout = PieceLayout(size, choose_piece_size(size))
+            partial = await self.store.open_partial(digest, layout)
+            return self._start_download(key, digest, partial, source)
+
+    def _start_download(self, key: str, digest: Digest, partial: PartialBlob, source: BlobSource) -> BlobDownload:
+        swarm = SwarmLink(self.supernode, self.peer_id) if self.supernode is not None else None
+        download = BlobDownload(
+            digest, partial, store=self.store, config=self.config, http=self.http, swarm=swarm, stats=self.stats
+        )
+        self.downloads[key] = download
+        # The download is owned by the service, not by the request: it outlives a client that disconnects.
+        task = self.spawn(download.run(source), f"download-{key[:19]}")
+        task.add_done_callback(lambda _: self._forget(key, download))
+        return download
+
+    def _forget(self, key: str, download: BlobDownload) -> None:
+        if self.downloads.get(key) is download:
+            del self.downloads[key]
+
+    async def locate_piece(self, digest: Digest, index: int, wait: float) -> PieceLocation | None:
+        size = self.store.stat(digest)
+        if size is not None:
+            layout = PieceLayout(size, choose_piece_size(size))
+            if not 0 <= index < layout.count:
+                return None
+            return PieceLocation(self.store.complete_path(digest), layout.offset(index), layout.length(index))
+        download = self.downloads.get(str(digest))
+        if download is None or not 0 <= index < download.layout.count:
+            return None
+        try:
+            if not await download.wait_piece(index, wait):
+                return None
+        except Exception:
+            return None
+        layout = download.layout
+        return PieceLocation(download.data_path, layout.offset(index), layout.length(index))
+
+
+def _peer_id(data_dir: Path) -> str:
+    """A stable id per data directory, so a restarted daemon is the same peer."""
+    path = data_dir / "peer-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        peer_id = f"{socket.gethostname()}-{secrets.token_hex(4)}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(peer_id)
+        return peer_id

@@ -1,0 +1,60 @@
+"""Access control: a client gets a blob only if the upstream would give it to them.
+
+Before a blob is served, from the local store or from the swarm, the upstream is asked (HEAD, which Docker Hub
+does not count as a pull) with the client's own credentials, or the registry's configured ones. A yes is
+remembered briefly per (credential, registry, repository, digest); a no is handed back as the upstream said it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+from cachetools import TTLCache
+
+from core import errors
+from core.errors import RegistryError, error_for_status, is_oci_error_body
+from peer.upstream import PASSBACK_HEADERS, UpstreamError
+
+from .routing import Target
+from .upstreams import Upstreams
+
+
+class AccessChecker:
+    def __init__(self, upstreams: Upstreams, ttl: float, maxsize: int = 100_000) -> None:
+        self.upstreams = upstreams
+        self._allowed: TTLCache[tuple[str, str, str, str], int] = TTLCache(maxsize=maxsize, ttl=ttl)
+
+    async def blob_size(self, target: Target, client_auth: str | None) -> int:
+        """The blob's size if this client may read it; raises the upstream's refusal otherwise."""
+        credential = hashlib.sha256((client_auth or "").encode()).hexdigest()
+        key = (credential, target.registry.name, target.repository, target.reference)
+        size = self._allowed.get(key)
+        if size is not None:
+            return size
+        client = self.upstreams.client(target.registry)
+        try:
+            response = await client.send(
+                "HEAD", f"/v2/{target.repository}/blobs/{target.reference}", client_auth=client_auth
+            )
+        except UpstreamError as exc:
+            raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
+        await response.aclose()
+        if response.status_code != 200:
+            raise refusal(response.status_code, response.headers, b"")
+        length = response.headers.get("content-length", "")
+        if not length.isdigit():
+            raise RegistryError(errors.UPSTREAM_FAILED, detail="the upstream gave no blob size")
+        self._allowed[key] = int(length)
+        return int(length)
+
+
+def refusal(status: int, headers: httpx.Headers, body: bytes) -> RegistryError:
+    """The upstream's no, in OCI shape, with the headers a client needs (the auth challenge above all)."""
+    passback = {name: headers[name] for name in PASSBACK_HEADERS if name in headers}
+    code = error_for_status(status)
+    # Server errors of the upstream are ours to report as a gateway failure, not to pass on verbatim.
+    out_status = status if status < 500 else code.status
+    return RegistryError(
+        code, status=out_status, headers=passback, body=body if body and is_oci_error_body(body) else None
+    )

@@ -1,0 +1,110 @@
+"""The registry API app: routes, and one place where every error becomes OCI error JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core import errors
+from core.errors import RegistryError
+from peer.service import PeerService
+
+from .access import AccessChecker
+from .blobs import serve_blob
+from .config import ProxyConfig
+from .manifests import serve_manifest
+from .routing import parse_target
+from .upstreams import Upstreams
+
+log = logging.getLogger(__name__)
+API_VERSION_HEADER = {"docker-distribution-api-version": "registry/2.0"}
+READ_METHODS = ("GET", "HEAD")
+
+
+def oci_error_response(exc: RegistryError) -> Response:
+    headers = {**API_VERSION_HEADER, **exc.headers}
+    return Response(exc.render(), status_code=exc.status, headers=headers, media_type="application/json")
+
+
+def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | None = None) -> Starlette:
+    upstreams = upstreams or Upstreams()
+    access = AccessChecker(upstreams, config.access_ttl)
+    metrics = CollectorRegistry()
+    gauges = {
+        name: Gauge(f"damselfly_peer_{name}", f"Peer counter {name}", registry=metrics) for name in peer.stats.as_dict()
+    }
+
+    async def base(request: Request) -> Response:
+        return JSONResponse({}, headers=API_VERSION_HEADER)
+
+    async def registry_path(request: Request) -> Response:
+        if request.method not in READ_METHODS:
+            raise RegistryError(errors.UNSUPPORTED, message="this mirror is read-only")
+        target = parse_target(request.url.path, request.query_params.get("ns"), config)
+        if target.kind == "manifests":
+            response = await serve_manifest(request, target, upstreams, config)
+        else:
+            response = await serve_blob(request, target, peer, access, upstreams)
+        response.headers.update(API_VERSION_HEADER)
+        return response
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "peer_id": peer.peer_id})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "peer_id": peer.peer_id,
+                **peer.stats.as_dict(),
+                "upload_bytes": peer.upload_server.bytes_served,
+                "downloads": len(peer.downloads),
+            }
+        )
+
+    async def metrics_endpoint(request: Request) -> Response:
+        for name, value in peer.stats.as_dict().items():
+            gauges[name].set(value)
+        return Response(generate_latest(metrics), media_type="text/plain; version=0.0.4")
+
+    async def on_registry_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RegistryError)
+        return oci_error_response(exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = errors.UNSUPPORTED if exc.status_code == 405 else errors.NAME_UNKNOWN
+        return oci_error_response(RegistryError(code, message=str(exc.detail), status=exc.status_code))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return oci_error_response(RegistryError(errors.UNAVAILABLE, message="internal error", status=500))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await upstreams.aclose()
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    routes = [
+        Route("/v2/", base, methods=["GET", "HEAD"]),
+        Route("/v2", base, methods=["GET", "HEAD"]),
+        Route("/v2/{path:path}", registry_path, methods=methods),
+        Route("/healthz", healthz),
+        Route("/stats", stats),
+        Route("/metrics", metrics_endpoint),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RegistryError: on_registry_error, HTTPException: on_http_error, Exception: on_unexpected},
+    )

@@ -1,0 +1,189 @@
+"""Request and response bodies of the supernode's HTTP API, shared by `server` and `client`.
+
+Piece sets travel as hex strings of a bitmask: bit i set means piece i is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+API_PREFIX = "/api/v1"
+ROLE_SOURCE = "source"
+ROLE_CHILD = "child"
+# The header that carries the cluster's join token, at the supernode and at upload servers.
+TOKEN_HEADER = "X-Damselfly-Token"
+
+
+class BadRequest(ValueError):
+    """A body that does not have the shape the API expects."""
+
+
+def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise BadRequest(f"{key!r} must be a non-empty string")
+    return value
+
+
+def _int(body: dict[str, Any], key: str, *, minimum: int = 0, optional: bool = False) -> int | None:
+    value = body.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or value > 2**53:
+        raise BadRequest(f"{key!r} must be an integer >= {minimum}")
+    return value
+
+
+def mask_to_hex(mask: int) -> str:
+    return format(mask, "x")
+
+
+def hex_to_mask(text: str, limit_bits: int = 1 << 20) -> int:
+    if not isinstance(text, str) or len(text) > limit_bits // 4 + 1:
+        raise BadRequest("piece mask must be a hex string")
+    try:
+        return int(text, 16) if text else 0
+    except ValueError as exc:
+        raise BadRequest("piece mask must be a hex string") from exc
+
+
+@dataclass(slots=True)
+class RegisterRequest:
+    peer_id: str
+    upload_port: int
+    # Host other peers dial; empty means "as the supernode sees me".
+    advertise_host: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> RegisterRequest:
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and len(k) < 64 and len(v) < 256 for k, v in labels.items()
+        ):
+            raise BadRequest("'labels' must map strings to strings")
+        port = _int(body, "upload_port", minimum=1)
+        assert port is not None
+        if port > 65535:
+            raise BadRequest("'upload_port' out of range")
+        host = body.get("advertise_host") or ""
+        if not isinstance(host, str) or len(host) > 255:
+            raise BadRequest("'advertise_host' must be a string")
+        return cls(peer_id=_str(body, "peer_id"), upload_port=port, advertise_host=host, labels=dict(labels))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class RegisterResponse:
+    peer_id: str
+    url: str
+    heartbeat_interval: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class JoinRequest:
+    peer_id: str
+    size: int
+    # Pieces already held from an earlier run (resume after restart).
+    pieces: str = ""
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> JoinRequest:
+        size = _int(body, "size")
+        assert size is not None
+        pieces = body.get("pieces", "")
+        hex_to_mask(pieces)
+        return cls(peer_id=_str(body, "peer_id"), size=size, pieces=pieces)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class ParentInfo:
+    peer_id: str
+    url: str
+    pieces: str
+    done: bool
+
+
+@dataclass(slots=True)
+class TaskView:
+    """What one member of a swarm needs to know to make progress."""
+
+    digest: str
+    role: str
+    size: int
+    piece_size: int
+    # Piece digests known so far ("" where not yet reported by the source).
+    piece_digests: list[str]
+    parents: list[ParentInfo]
+    version: int
+    source_alive: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> TaskView:
+        return cls(
+            digest=body["digest"],
+            role=body["role"],
+            size=int(body["size"]),
+            piece_size=int(body["piece_size"]),
+            piece_digests=[str(d) for d in body["piece_digests"]],
+            parents=[ParentInfo(**p) for p in body["parents"]],
+            version=int(body["version"]),
+            source_alive=bool(body["source_alive"]),
+        )
+
+
+@dataclass(slots=True)
+class ReportRequest:
+    """A member's news: pieces it now holds, digests it computed (source only), done, failed, bad parents."""
+
+    peer_id: str
+    pieces: str = ""
+    piece_digests: dict[int, str] = field(default_factory=dict)
+    done: bool = False
+    failed: bool = False
+    bad_parents: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ReportRequest:
+        raw_digests = body.get("piece_digests") or {}
+        if not isinstance(raw_digests, dict):
+            raise BadRequest("'piece_digests' must be an object")
+        digests: dict[int, str] = {}
+        for key, value in raw_digests.items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError) as exc:
+                raise BadRequest("piece index must be an integer") from exc
+            if index < 0 or not isinstance(value, str) or len(value) != 64:
+                raise BadRequest("piece digest must be 64 hex characters")
+            digests[index] = value
+        bad = body.get("bad_parents") or []
+        if not isinstance(bad, list) or not all(isinstance(b, str) for b in bad):
+            raise BadRequest("'bad_parents' must be a list of peer ids")
+        pieces = body.get("pieces", "")
+        hex_to_mask(pieces)
+        return cls(
+            peer_id=_str(body, "peer_id"),
+            pieces=pieces,
+            piece_digests=digests,
+            done=bool(body.get("done", False)),
+            failed=bool(body.get("failed", False)),
+            bad_parents=bad[:64],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["piece_digests"] = {str(k): v for k, v in self.piece_digests.items()}
+        return body

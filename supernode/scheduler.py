@@ -1,0 +1,305 @@
+"""The swarm scheduling state: plain, synchronous, no I/O; time is passed in as `now`.
+
+A swarm (task) is keyed by blob digest. Its members are ranked: the source first, then members in the
+order they joined. A child's parents are always members ranked before it (or members that are done), so
+parent links never form a cycle and every wait for a piece ends at the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.pieces import PieceLayout, choose_piece_size
+
+from .api import ROLE_CHILD, ROLE_SOURCE, ParentInfo, TaskView, mask_to_hex
+from .config import SchedulerConfig
+
+LOCALITY_LABELS = ("zone", "rack")
+
+
+@dataclass(slots=True)
+class PeerRecord:
+    peer_id: str
+    url: str
+    labels: dict[str, str]
+    last_seen: float
+    alive: bool = True
+
+
+@dataclass(slots=True)
+class Member:
+    peer_id: str
+    rank: float
+    pieces: int = 0
+    done: bool = False
+    parents: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Task:
+    digest: str
+    layout: PieceLayout
+    piece_digests: list[str]
+    created: float
+    touched: float
+    source: str | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    next_rank: int = 1
+    version: int = 0
+    completed_members: int = 0
+
+    @property
+    def complete_mask(self) -> int:
+        return (1 << self.layout.count) - 1
+
+
+class UnknownPeer(LookupError):
+    """The peer is not registered (or was expired); it must register again."""
+
+
+class UnknownTask(LookupError):
+    """No swarm for this digest; the member must join first."""
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig | None = None) -> None:
+        self.config = config or SchedulerConfig()
+        self.peers: dict[str, PeerRecord] = {}
+        self.tasks: dict[str, Task] = {}
+        # How many children each peer currently serves, across swarms, for load-aware parent choice.
+        self.load: dict[str, int] = {}
+        self.decisions = 0
+
+    # --- hosts -------------------------------------------------------------------------------------
+
+    def register(self, peer_id: str, url: str, labels: dict[str, str], now: float) -> PeerRecord:
+        record = PeerRecord(peer_id, url, dict(labels), now)
+        self.peers[peer_id] = record
+        self.load.setdefault(peer_id, 0)
+        return record
+
+    def heartbeat(self, peer_id: str, now: float) -> None:
+        record = self.peers.get(peer_id)
+        if record is None or not record.alive:
+            raise UnknownPeer(peer_id)
+        record.last_seen = now
+
+    def expire(self, now: float) -> list[str]:
+        """Take peers whose heartbeat lapsed out of every swarm; returns their ids."""
+        dead = [p.peer_id for p in self.peers.values() if now - p.last_seen > self.config.peer_ttl]
+        for peer_id in dead:
+            self.remove_peer(peer_id)
+        stale = [d for d, t in self.tasks.items() if now - t.touched > self.config.task_ttl]
+        for digest in stale:
+            self._drop_task(digest)
+        return dead
+
+    def remove_peer(self, peer_id: str) -> None:
+        self.peers.pop(peer_id, None)
+        self.load.pop(peer_id, None)
+        for task in list(self.tasks.values()):
+            self._leave(task, peer_id)
+
+    # --- swarms ------------------------------------------------------------------------------------
+
+    def join(self, digest: str, peer_id: str, size: int, pieces: int, now: float) -> TaskView:
+        record = self._peer(peer_id, now)
+        task = self.tasks.get(digest)
+        if task is None:
+            layout = PieceLayout(size, choose_piece_size(size))
+            task = Task(digest, layout, [""] * layout.count, created=now, touched=now)
+            self.tasks[digest] = task
+        task.touched = now
+        member = task.members.get(peer_id)
+        if member is None:
+            member = Member(peer_id, rank=task.next_rank)
+            task.next_rank += 1
+            task.members[peer_id] = member
+        member.pieces = pieces & task.complete_mask
+        if member.pieces == task.complete_mask and task.layout.count:
+            self._mark_done(task, member)
+        self._ensure_source(task, record.peer_id)
+        task.version += 1
+        return self.view(digest, peer_id, now)
+
+    def report(
+        self,
+        digest: str,
+        peer_id: str,
+        *,
+        pieces: int,
+        piece_digests: dict[int, str],
+        done: bool,
+        failed: bool,
+        bad_parents: list[str],
+        now: float,
+    ) -> None:
+        self._peer(peer_id, now)
+        task = self._task(digest)
+        member = task.members.get(peer_id)
+        if member is None:
+            raise UnknownTask(digest)
+        task.touched = now
+        changed = False
+        if peer_id == task.source:
+            # Only the source's digests are taken: a child cannot rewrite what others verify against.
+            for index, piece_digest in piece_digests.items():
+                if 0 <= index < task.layout.count and not task.piece_digests[index]:
+                    task.piece_digests[index] = piece_digest
+                    changed = True
+        member.pieces |= pieces & task.complete_mask
+        if done and member.pieces == task.complete_mask:
+            self._mark_done(task, member)
+            changed = True
+        for bad in bad_parents:
+            if bad in task.members and bad != peer_id:
+                task.blocked.add(bad)
+                self._leave(task, bad)
+                changed = True
+        if failed:
+            self._leave(task, peer_id)
+            changed = True
+        if changed:
+            task.version += 1
+
+    def view(self, digest: str, peer_id: str, now: float) -> TaskView:
+        self._peer(peer_id, now)
+        task = self._task(digest)
+        member = task.members.get(peer_id)
+        if member is None:
+            raise UnknownTask(digest)
+        self._ensure_source(task, peer_id)
+        role = ROLE_SOURCE if task.source == peer_id else ROLE_CHILD
+        if role == ROLE_CHILD and not member.done:
+            self._choose_parents(task, member)
+        else:
+            self._set_parents(member, [])
+        parents = []
+        for parent_id in member.parents:
+            parent = task.members[parent_id]
+            parents.append(ParentInfo(parent_id, self.peers[parent_id].url, mask_to_hex(parent.pieces), parent.done))
+        return TaskView(
+            digest=digest,
+            role=role,
+            size=task.layout.blob_size,
+            piece_size=task.layout.piece_size,
+            piece_digests=list(task.piece_digests),
+            parents=parents,
+            version=task.version,
+            source_alive=task.source is not None,
+        )
+
+    def version(self, digest: str) -> int:
+        return self._task(digest).version
+
+    # --- internals ---------------------------------------------------------------------------------
+
+    def _peer(self, peer_id: str, now: float) -> PeerRecord:
+        record = self.peers.get(peer_id)
+        if record is None:
+            raise UnknownPeer(peer_id)
+        record.last_seen = max(record.last_seen, now)
+        return record
+
+    def _task(self, digest: str) -> Task:
+        task = self.tasks.get(digest)
+        if task is None:
+            raise UnknownTask(digest)
+        return task
+
+    def _ensure_source(self, task: Task, asking: str) -> None:
+        """Exactly one member goes to the upstream while nobody has the whole blob."""
+        if task.source is not None or task.completed_members or asking in task.blocked:
+            return
+        task.source = asking
+        member = task.members[asking]
+        # The new source needs nobody: it ranks before every member, so nobody's parent links can cycle.
+        member.rank = -float(task.version + 1)
+        self._set_parents(member, [])
+        self.decisions += 1
+        task.version += 1
+
+    def _mark_done(self, task: Task, member: Member) -> None:
+        if not member.done:
+            member.done = True
+            task.completed_members += 1
+            self._set_parents(member, [])
+        if task.source == member.peer_id:
+            task.source = None
+
+    def _leave(self, task: Task, peer_id: str) -> None:
+        member = task.members.pop(peer_id, None)
+        if member is None:
+            return
+        self._set_parents(member, [])
+        if member.done:
+            task.completed_members -= 1
+        if task.source == peer_id:
+            task.source = None
+        for other in task.members.values():
+            if peer_id in other.parents:
+                self._set_parents(other, [p for p in other.parents if p != peer_id])
+        task.version += 1
+
+    def _drop_task(self, digest: str) -> None:
+        task = self.tasks.pop(digest)
+        for member in task.members.values():
+            self._set_parents(member, [])
+
+    def _set_parents(self, member: Member, parents: list[str]) -> None:
+        for parent in member.parents:
+            if parent in self.load:
+                self.load[parent] -= 1
+        member.parents = parents
+        for parent in parents:
+            if parent in self.load:
+                self.load[parent] += 1
+
+    def _choose_parents(self, task: Task, child: Member) -> None:
+        """Keep the parents that are still fit and top up with the best others."""
+        wanted = self.config.parents_per_child
+        keep = [p for p in child.parents if self._eligible(task, child, p)]
+        if len(keep) >= wanted:
+            if keep != child.parents:
+                self._set_parents(child, keep)
+            return
+        child_labels = self.peers[child.peer_id].labels
+        candidates = [
+            m
+            for m in task.members.values()
+            if m.peer_id not in keep and self._eligible(task, child, m.peer_id) and self._has_capacity(task, m)
+        ]
+        candidates.sort(key=lambda m: self._preference(task, m, child_labels))
+        chosen = keep + [m.peer_id for m in candidates[: wanted - len(keep)]]
+        if chosen != child.parents:
+            self._set_parents(child, chosen)
+            self.decisions += 1
+
+    def _eligible(self, task: Task, child: Member, parent_id: str) -> bool:
+        parent = task.members.get(parent_id)
+        if parent is None or parent_id == child.peer_id or parent_id in task.blocked:
+            return False
+        record = self.peers.get(parent_id)
+        if record is None or not record.alive:
+            return False
+        return parent.done or parent.rank < child.rank
+
+    def _has_capacity(self, task: Task, member: Member) -> bool:
+        cap = self.config.source_fanout if member.peer_id == task.source else self.config.peer_fanout
+        return self.load.get(member.peer_id, 0) < cap
+
+    def _preference(self, task: Task, member: Member, child_labels: dict[str, str]) -> tuple[int, int, int, int]:
+        labels = self.peers[member.peer_id].labels
+        # Same rack beats same zone beats elsewhere; then finished peers, then the ones furthest along.
+        distance = len(LOCALITY_LABELS)
+        for depth, key in enumerate(reversed(LOCALITY_LABELS)):
+            if key in child_labels and labels.get(key) == child_labels[key]:
+                distance = depth
+                break
+        return (
+            distance,
+            0 if member.done else 1,
+            self.load.get(member.peer_id, 0),
+            -member.pieces.bit_count(),
+        )
