@@ -45,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--config", help="TOML configuration file (flags win over it)")
         sub.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-        sub.add_argument("--join-token", default=None, help="shared secret of the cluster")
+        sub.add_argument(
+            "--join-token",
+            default=os.environ.get("DAMSELFLY_JOIN_TOKEN"),
+            help="shared secret of the cluster (default: $DAMSELFLY_JOIN_TOKEN)",
+        )
 
     sn = commands.add_parser("supernode", help="run the swarm coordinator")
     sn.add_argument("--listen", default=None, help=f"HOST:PORT (default {DEFAULT_SUPERNODE_LISTEN})")

@@ -1,0 +1,145 @@
+"""The scheduling state alone: no sockets, time passed in."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.pieces import MiB
+from supernode.api import ROLE_CHILD, ROLE_SOURCE
+from supernode.config import SchedulerConfig
+from supernode.scheduler import Scheduler, UnknownPeer
+
+DIGEST = "sha256:" + "ab" * 32
+SIZE = 10 * MiB  # three pieces of 4 MiB
+
+
+def make(n: int, config: SchedulerConfig | None = None, labels: dict[str, dict[str, str]] | None = None) -> Scheduler:
+    scheduler = Scheduler(config)
+    for i in range(n):
+        peer = f"p{i}"
+        scheduler.register(peer, f"http://10.0.0.{i}:65002", (labels or {}).get(peer, {}), now=0.0)
+    return scheduler
+
+
+def test_first_member_goes_to_the_source_and_the_next_gets_it_as_parent() -> None:
+    scheduler = make(2)
+    first = scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    second = scheduler.join(DIGEST, "p1", SIZE, 0, now=1.0)
+    assert first.role == ROLE_SOURCE and first.parents == []
+    assert second.role == ROLE_CHILD
+    assert [p.peer_id for p in second.parents] == ["p0"]
+    assert second.piece_size == 4 * MiB and len(second.piece_digests) == 3
+
+
+def test_exactly_one_source_across_a_crowd() -> None:
+    scheduler = make(50)
+    roles = [scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0).role for i in range(50)]
+    assert roles.count(ROLE_SOURCE) == 1
+    # Asking again never makes a second source while the first is alive.
+    again = [scheduler.view(DIGEST, f"p{i}", now=2.0).role for i in range(50)]
+    assert again.count(ROLE_SOURCE) == 1
+
+
+def test_parent_links_respect_fanout_and_never_cycle() -> None:
+    config = SchedulerConfig(parents_per_child=3, peer_fanout=4, source_fanout=2)
+    scheduler = make(40, config)
+    for i in range(40):
+        scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
+    views = {f"p{i}": scheduler.view(DIGEST, f"p{i}", now=1.0) for i in range(40)}
+    children_of: dict[str, int] = {}
+    for view in views.values():
+        for parent in view.parents:
+            children_of[parent.peer_id] = children_of.get(parent.peer_id, 0) + 1
+    assert children_of["p0"] <= 2
+    assert all(count <= 4 for count in children_of.values())
+    # Every child has somebody, and following parents always ends at the source (a DAG rooted there).
+    task = scheduler.tasks[DIGEST]
+    for peer_id, view in views.items():
+        if view.role == ROLE_CHILD:
+            assert view.parents, f"{peer_id} has no parent"
+            assert all(task.members[p.peer_id].rank < task.members[peer_id].rank for p in view.parents)
+
+
+def test_only_the_source_may_publish_piece_digests() -> None:
+    scheduler = make(2)
+    scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    scheduler.join(DIGEST, "p1", SIZE, 0, now=1.0)
+    scheduler.report(
+        DIGEST, "p1", pieces=0, piece_digests={0: "f" * 64}, done=False, failed=False, bad_parents=[], now=2.0
+    )
+    assert scheduler.view(DIGEST, "p1", now=2.0).piece_digests[0] == ""
+    scheduler.report(
+        DIGEST, "p0", pieces=1, piece_digests={0: "a" * 64}, done=False, failed=False, bad_parents=[], now=2.0
+    )
+    view = scheduler.view(DIGEST, "p1", now=2.0)
+    assert view.piece_digests[0] == "a" * 64
+    assert view.parents[0].pieces == "1"
+
+
+def test_a_dead_source_is_replaced_by_a_member_that_asks() -> None:
+    config = SchedulerConfig(peer_ttl=5.0)
+    scheduler = make(3, config)
+    for i in range(3):
+        scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
+    scheduler.heartbeat("p1", now=10.0)
+    scheduler.heartbeat("p2", now=10.0)
+    assert scheduler.expire(now=10.0) == ["p0"]
+    promoted = scheduler.view(DIGEST, "p2", now=10.0)
+    assert promoted.role == ROLE_SOURCE
+    other = scheduler.view(DIGEST, "p1", now=10.0)
+    assert other.role == ROLE_CHILD
+    assert [p.peer_id for p in other.parents] == ["p2"]
+    with pytest.raises(UnknownPeer):
+        scheduler.heartbeat("p0", now=11.0)
+
+
+def test_finished_members_serve_newcomers_without_a_source() -> None:
+    scheduler = make(2)
+    scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    scheduler.report(
+        DIGEST,
+        "p0",
+        pieces=0b111,
+        piece_digests={0: "a" * 64, 1: "b" * 64, 2: "c" * 64},
+        done=True,
+        failed=False,
+        bad_parents=[],
+        now=2.0,
+    )
+    view = scheduler.join(DIGEST, "p1", SIZE, 0, now=3.0)
+    assert view.role == ROLE_CHILD
+    assert [(p.peer_id, p.done) for p in view.parents] == [("p0", True)]
+    assert not view.source_alive
+
+
+def test_a_reported_bad_parent_is_blocked_for_the_swarm() -> None:
+    scheduler = make(3)
+    for i in range(3):
+        scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
+    scheduler.report(DIGEST, "p2", pieces=0, piece_digests={}, done=False, failed=False, bad_parents=["p1"], now=2.0)
+    assert [p.peer_id for p in scheduler.view(DIGEST, "p2", now=2.0).parents] == ["p0"]
+    assert "p1" in scheduler.tasks[DIGEST].blocked
+    # Rejoining does not make a blocked peer a parent again, nor the source.
+    scheduler.join(DIGEST, "p1", SIZE, 0, now=3.0)
+    assert all(p.peer_id != "p1" for p in scheduler.view(DIGEST, "p2", now=3.0).parents)
+
+
+def test_locality_labels_pick_the_same_rack_first() -> None:
+    labels = {
+        "p1": {"zone": "a", "rack": "r1"},
+        "p2": {"zone": "b", "rack": "r9"},
+        "p3": {"zone": "a", "rack": "r1"},
+    }
+    scheduler = make(4, SchedulerConfig(parents_per_child=1), labels)
+    for i in range(4):
+        scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
+    assert [p.peer_id for p in scheduler.view(DIGEST, "p3", now=1.0).parents] == ["p1"]
+
+
+def test_idle_swarms_are_forgotten() -> None:
+    scheduler = make(1, SchedulerConfig(task_ttl=100.0, peer_ttl=1e9))
+    scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    scheduler.expire(now=50.0)
+    assert DIGEST in scheduler.tasks
+    scheduler.expire(now=200.0)
+    assert DIGEST not in scheduler.tasks

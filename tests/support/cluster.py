@@ -1,0 +1,132 @@
+"""A Damselfly cluster of real processes on loopback: one supernode and N peers, each its own daemon.
+
+    with DamselflyCluster(tmp_path, upstream_url=registry.url, peers=3) as cluster:
+        cluster.peers[0].mirror_url        # the registry mirror clients are pointed at
+        cluster.peers[0].stats()           # the peer's counters (bytes from upstream, from peers, ...)
+        cluster.peers[1].process.kill_hard()
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess
+
+# Keep proxy settings of the machine away from loopback traffic.
+CLEAN_ENV: dict[str, str | None] = {
+    "http_proxy": None, "https_proxy": None, "HTTP_PROXY": None, "HTTPS_PROXY": None, "ALL_PROXY": None,
+}
+
+
+@dataclass
+class PeerProcess:
+    index: int
+    mirror_port: int
+    upload_port: int
+    data_dir: Path
+    args: list[str]
+    log_path: Path
+    process: ManagedProcess
+
+    @property
+    def mirror_url(self) -> str:
+        return f"http://127.0.0.1:{self.mirror_port}"
+
+    @property
+    def mirror_host(self) -> str:
+        return f"127.0.0.1:{self.mirror_port}"
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(self.mirror_url + "/stats", timeout=10.0, trust_env=False)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def restart(self) -> None:
+        """Start the same peer again (same ports, same data directory) after it stopped or was killed."""
+        self.process.stop()
+        self.process = _start(self.args, self.log_path, self.mirror_url + "/v2/", f"peer{self.index}")
+
+
+@dataclass
+class DamselflyCluster:
+    workdir: Path
+    upstream_url: str
+    peers_count: int = 3
+    config_text: str = ""
+    join_token: str = ""
+    extra_peer_args: list[str] = field(default_factory=list)
+    supernode_port: int = 0
+    supernode: ManagedProcess | None = None
+    peers: list[PeerProcess] = field(default_factory=list)
+
+    @property
+    def supernode_url(self) -> str:
+        return f"http://127.0.0.1:{self.supernode_port}"
+
+    def start(self) -> DamselflyCluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.start_supernode()
+        for index in range(self.peers_count):
+            self.add_peer(index)
+        return self
+
+    def start_supernode(self) -> None:
+        if not self.supernode_port:
+            self.supernode_port = free_port()
+        args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}"]
+        if self.join_token:
+            args += ["--join-token", self.join_token]
+        self.supernode = _start(args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode")
+
+    def add_peer(self, index: int, extra_args: list[str] | None = None) -> PeerProcess:
+        mirror_port, upload_port = free_port(), free_port()
+        data_dir = self.workdir / f"peer{index}"
+        args = [
+            sys.executable, "-m", "damselfly", "peer",
+            "--supernode", self.supernode_url,
+            "--listen", f"127.0.0.1:{mirror_port}",
+            "--upload-listen", f"127.0.0.1:{upload_port}",
+            "--data-dir", str(data_dir),
+            "--upstream", self.upstream_url,
+            *self.extra_peer_args, *(extra_args or []),
+        ]
+        if self.config_text:
+            config_path = self.workdir / "damselfly.toml"
+            config_path.write_text(self.config_text)
+            args += ["--config", str(config_path)]
+        if self.join_token:
+            args += ["--join-token", self.join_token]
+        log_path = self.workdir / f"peer{index}.log"
+        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/v2/", f"peer{index}")
+        peer = PeerProcess(index, mirror_port, upload_port, data_dir, args, log_path, process)
+        self.peers.append(peer)
+        return peer
+
+    def stop(self) -> None:
+        for peer in self.peers:
+            peer.process.stop()
+        if self.supernode is not None:
+            self.supernode.stop()
+
+    def __enter__(self) -> DamselflyCluster:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _start(args: list[str], log_path: Path, ready_url: str, name: str) -> ManagedProcess:
+    return ManagedProcess(
+        args, log_path=log_path, env=CLEAN_ENV, ready_url=ready_url, ready_timeout=30.0, name=name,
+        cwd=Path(__file__).resolve().parents[2],
+    ).start()
