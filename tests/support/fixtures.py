@@ -1,0 +1,100 @@
+"""pytest fixtures for real-program tests.
+
+Load from tests/conftest.py with ``pytest_plugins = ["tests.support.fixtures"]``.
+
+Every fixture that starts something stops it in its teardown, which pytest
+runs also when the test failed; fixtures that need a program skip the test
+with a clear reason when it is missing rather than erroring.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.images import BuiltImage, ImageCache
+from tests.support.procs import ManagedProcess, ProcessFactory
+from tests.support.registry import RegistryFactory, RegistryServer
+
+MiB = 1 << 20
+SMALL_IMAGE_LAYERS = (1 * MiB, 2 * MiB, 3 * MiB)
+
+
+def require_binary(name: str) -> str:
+    """Return the path of ``name``, or skip the calling test if it is not on PATH."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not on PATH (install the Debian package that provides it)")
+    return path
+
+
+@pytest.fixture
+def require_root() -> None:
+    """Skip unless running as root (needed for /etc/containers drop-ins, netns, ...)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (euid 0): writes machine-wide config or uses namespaces")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A fresh, empty, unauthenticated docker-registry on 127.0.0.1."""
+    require_binary("docker-registry")
+    with RegistryServer(tmp_path / "registry") as server:
+        yield server
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator[RegistryFactory]:
+    """Start extra registries: ``registry_factory(htpasswd=("u", "p"))`` etc.
+
+    Takes RegistryServer's keyword arguments; all are stopped at teardown.
+    """
+    require_binary("docker-registry")
+    started: list[RegistryServer] = []
+
+    def make(**kwargs: Any) -> RegistryServer:
+        server = RegistryServer(tmp_path / f"registry-{len(started)}", **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def process_factory(tmp_path: Path) -> Iterator[ProcessFactory]:
+    """Start ManagedProcesses: ``process_factory(args, ready_url=..., ...)``.
+
+    Takes ManagedProcess's arguments; ``log_path`` defaults to a file in
+    tmp_path. All are stopped at teardown (SIGTERM, then SIGKILL).
+    """
+    started: list[ManagedProcess] = []
+
+    def make(args: list[str], **kwargs: Any) -> ManagedProcess:
+        kwargs.setdefault("log_path", tmp_path / f"proc-{len(started)}.log")
+        proc = ManagedProcess(args, **kwargs)
+        started.append(proc)
+        return proc.start()
+
+    yield make
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
+    """Session-wide cache of built OCI layouts: ``image_cache.get([sizes...])``."""
+    require_binary("umoci")
+    return ImageCache(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="session")
+def small_image(image_cache: ImageCache) -> BuiltImage:
+    """An amd64/linux OCI layout with 3 random layers of 1, 2 and 3 MiB."""
+    return image_cache.get(SMALL_IMAGE_LAYERS)
