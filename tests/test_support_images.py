@@ -23,7 +23,6 @@ from tests.support.registry import RegistryServer
 from tests.support.skopeo import skopeo_copy, verify_dir_blobs
 
 
-
 def _layout_blob(built: BuiltImage, digest: str) -> bytes:
     return (built.layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
 

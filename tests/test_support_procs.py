@@ -15,7 +15,6 @@ from tests.support.ports import NotReadyError, free_port, wait_http
 from tests.support.procs import ManagedProcess, ProcessExitedError, ProcessFactory
 
 
-
 def _http_server(port: int) -> list[str]:
     return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
 

@@ -15,7 +15,6 @@ from tests.support.registry import RegistryFactory, RegistryServer
 from tests.support.skopeo import SkopeoError, skopeo_copy, verify_dir_blobs
 
 
-
 @pytest.fixture
 def pushed(registry: RegistryServer, small_image: BuiltImage) -> PushedImage:
     require = push_image(small_image, registry.url, "test/app", "v1")

@@ -18,7 +18,6 @@ from tests.support.skopeo import (
 )
 
 
-
 @pytest.fixture
 def pushed(registry: RegistryServer, small_image: BuiltImage) -> PushedImage:
     return push_image(small_image, registry.url, "test/app", "v1")

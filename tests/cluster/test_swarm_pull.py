@@ -120,8 +120,8 @@ def test_skopeo_through_a_mirror_for_a_registry_name_that_does_not_resolve(
     """With a made-up registry name, a pull can only succeed through the mirror: no silent fallback."""
     name = unique_registry_name()
     config = f'[[registry]]\nname = "{name}"\nurl = "{registry.url}"\n'
-    with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=1, config_text=config) as cl:
-        with mirror_dropin(name, f"{cl.peers[0].mirror_host}/{name}"):
-            skopeo_copy(f"{name}/test/app:v1", tmp_path / "out")
+    cluster = DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=1, config_text=config)
+    with cluster, mirror_dropin(name, f"{cluster.peers[0].mirror_host}/{name}"):
+        skopeo_copy(f"{name}/test/app:v1", tmp_path / "out")
     verify_dir_blobs(tmp_path / "out", pushed)
     assert upstream_blob_bytes(registry) == pushed.total_blob_bytes
