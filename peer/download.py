@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,8 +89,9 @@ class BlobDownload:
         self._reporter: SwarmReporter | None = None
         self._source_role = False
         self._bad_parents: set[str] = set()
-        # Piece digests the swarm's source reported: a promoted source checks the upstream against them.
-        self._known_digests: dict[int, str] = {}
+        # Piece digests the swarm's source reported ("" while unknown); a promoted source checks the
+        # upstream against them too.
+        self._digests: list[str] = [""] * self.layout.count
 
     # --- readers -----------------------------------------------------------------------------------
 
@@ -263,7 +265,7 @@ class BlobDownload:
 
     async def _accept_from_upstream(self, index: int, piece: bytes) -> None:
         piece_sha256 = await asyncio.to_thread(_sha256, piece)
-        known = self._known_digests.get(index)
+        known = self._digests[index]
         if known and known != piece_sha256:
             raise DownloadFailed(f"the upstream's piece {index} differs from what the swarm verified")
         await self._accept(index, piece, piece_sha256, from_source=True)
@@ -294,33 +296,35 @@ class BlobDownload:
         last_progress = time.monotonic()
         try:
             while not self.partial.complete:
-                self._known_digests = {i: d for i, d in enumerate(view.piece_digests) if d}
+                self._merge_digests(view)
                 if view.role == ROLE_SOURCE:
                     self._source_role = True
                     await self._from_upstream(source)
                     return
                 self._schedule(view, inflight, per_parent)
                 if sync is None:
-                    sync = asyncio.create_task(client.sync(str(self.digest), peer_id, view.version, SYNC_WAIT))
+                    sync = asyncio.create_task(
+                        client.sync(str(self.digest), peer_id, view.version, SYNC_WAIT, self._digests_known())
+                    )
                 left = self.config.stall_timeout - (time.monotonic() - last_progress)
                 if left <= 0:
                     raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
-                done, _ = await asyncio.wait({*inflight, sync}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task is sync:
-                        sync = None
-                        try:
-                            view = task.result()  # type: ignore[assignment]
-                            sync_failures = 0
-                        except SupernodeUnavailable:
-                            sync_failures += 1
-                            if sync_failures >= 3:
-                                raise
-                            await asyncio.sleep(0.5)
-                        continue
-                    index, parent_id = inflight.pop(task)  # type: ignore[arg-type]
+                waiting: set[asyncio.Future[Any]] = {*inflight, sync}
+                done, _ = await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if sync in done:
+                    finished_sync, sync = sync, None
+                    try:
+                        view = finished_sync.result()
+                        sync_failures = 0
+                    except SupernodeUnavailable:
+                        sync_failures += 1
+                        if sync_failures >= 3:
+                            raise
+                        await asyncio.sleep(0.5)
+                for fetch in [task for task in inflight if task in done]:
+                    index, parent_id = inflight.pop(fetch)
                     per_parent[parent_id] -= 1
-                    if await self._piece_outcome(task, index, parent_id, view):  # type: ignore[arg-type]
+                    if await self._piece_outcome(fetch, index, parent_id):
                         last_progress = time.monotonic()
         finally:
             for task in [*inflight, *([sync] if sync else [])]:
@@ -337,7 +341,7 @@ class BlobDownload:
         if not parents:
             return
         busy = {index for index, _ in inflight.values()}
-        for index, piece_digest in enumerate(view.piece_digests):
+        for index, piece_digest in enumerate(self._digests):
             if len(inflight) >= self.config.max_inflight:
                 return
             if not piece_digest or index in busy or self.partial.has(index):
@@ -376,7 +380,7 @@ class BlobDownload:
                 best, chosen = key, parent
         return chosen
 
-    async def _piece_outcome(self, task: asyncio.Task[bytes], index: int, parent_id: str, view: TaskView) -> bool:
+    async def _piece_outcome(self, task: asyncio.Task[bytes], index: int, parent_id: str) -> bool:
         """Handle one finished piece fetch; True if it brought a piece."""
         try:
             data = task.result()
@@ -391,8 +395,21 @@ class BlobDownload:
             log.info("parent %s failed for piece %d: %r", parent_id, index, exc)
             self._drop_parent(parent_id)
             return False
-        await self._accept(index, data, view.piece_digests[index], from_source=False)
+        await self._accept(index, data, self._digests[index], from_source=False)
         return True
+
+    def _merge_digests(self, view: TaskView) -> None:
+        for offset, piece_digest in enumerate(view.piece_digests):
+            index = view.digests_from + offset
+            if piece_digest and 0 <= index < self.layout.count and not self._digests[index]:
+                self._digests[index] = piece_digest
+
+    def _digests_known(self) -> int:
+        """How many digests from the start we have: the supernode need not send those again."""
+        for index, piece_digest in enumerate(self._digests):
+            if not piece_digest:
+                return index
+        return self.layout.count
 
     def _drop_parent(self, parent_id: str) -> None:
         self._bad_parents.add(parent_id)

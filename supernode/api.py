@@ -121,11 +121,13 @@ class TaskView:
     role: str
     size: int
     piece_size: int
-    # Piece digests known so far ("" where not yet reported by the source).
+    # Piece digests known so far ("" where not yet reported by the source), from index `digests_from` on:
+    # a member says how many it already has, so a swarm of a large blob does not resend them all each time.
     piece_digests: list[str]
     parents: list[ParentInfo]
     version: int
     source_alive: bool
+    digests_from: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,6 +143,7 @@ class TaskView:
             parents=[ParentInfo(**p) for p in body["parents"]],
             version=int(body["version"]),
             source_alive=bool(body["source_alive"]),
+            digests_from=int(body.get("digests_from", 0)),
         )
 
 

@@ -71,8 +71,8 @@ class SupernodeClient:
     async def report(self, digest: str, request: ReportRequest) -> None:
         await self._call("POST", f"/tasks/{digest}/report", body=request.to_json())
 
-    async def sync(self, digest: str, peer_id: str, since: int, wait: float) -> TaskView:
+    async def sync(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> TaskView:
         """The task as this peer sees it, once its version passes `since` or `wait` seconds pass."""
-        params = {"peer_id": peer_id, "since": str(since), "wait": str(wait)}
+        params = {"peer_id": peer_id, "since": str(since), "wait": str(wait), "from": str(digests_from)}
         body = await self._call("GET", f"/tasks/{digest}/view", params=params, timeout=wait + 10.0)
         return TaskView.from_json(body)

@@ -33,6 +33,8 @@ class Member:
     pieces: int = 0
     done: bool = False
     parents: list[str] = field(default_factory=list)
+    # The swarm's membership version when parents were last chosen: no need to look again until it moves.
+    chosen_at: int = -1
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class Task:
     blocked: set[str] = field(default_factory=set)
     next_rank: int = 1
     version: int = 0
+    # Moves when members join, leave or finish: the only events that can offer a child new parents.
+    membership: int = 0
     completed_members: int = 0
 
     @property
@@ -116,6 +120,7 @@ class Scheduler:
             member = Member(peer_id, rank=task.next_rank)
             task.next_rank += 1
             task.members[peer_id] = member
+            task.membership += 1
         member.pieces = pieces & task.complete_mask
         if member.pieces == task.complete_mask and task.layout.count:
             self._mark_done(task, member)
@@ -163,7 +168,7 @@ class Scheduler:
         if changed:
             task.version += 1
 
-    def view(self, digest: str, peer_id: str, now: float) -> TaskView:
+    def view(self, digest: str, peer_id: str, now: float, digests_from: int = 0) -> TaskView:
         self._peer(peer_id, now)
         task = self._task(digest)
         member = task.members.get(peer_id)
@@ -184,10 +189,11 @@ class Scheduler:
             role=role,
             size=task.layout.blob_size,
             piece_size=task.layout.piece_size,
-            piece_digests=list(task.piece_digests),
+            piece_digests=task.piece_digests[max(digests_from, 0) :],
             parents=parents,
             version=task.version,
             source_alive=task.source is not None,
+            digests_from=max(digests_from, 0),
         )
 
     def version(self, digest: str) -> int:
@@ -219,11 +225,13 @@ class Scheduler:
         self._set_parents(member, [])
         self.decisions += 1
         task.version += 1
+        task.membership += 1
 
     def _mark_done(self, task: Task, member: Member) -> None:
         if not member.done:
             member.done = True
             task.completed_members += 1
+            task.membership += 1
             self._set_parents(member, [])
         if task.source == member.peer_id:
             task.source = None
@@ -237,6 +245,7 @@ class Scheduler:
             task.completed_members -= 1
         if task.source == peer_id:
             task.source = None
+        task.membership += 1
         for other in task.members.values():
             if peer_id in other.parents:
                 self._set_parents(other, [p for p in other.parents if p != peer_id])
@@ -260,10 +269,11 @@ class Scheduler:
         """Keep the parents that are still fit and top up with the best others."""
         wanted = self.config.parents_per_child
         keep = [p for p in child.parents if self._eligible(task, child, p)]
-        if len(keep) >= wanted:
+        if len(keep) >= wanted or (len(keep) == len(child.parents) and child.chosen_at == task.membership):
             if keep != child.parents:
                 self._set_parents(child, keep)
             return
+        child.chosen_at = task.membership
         child_labels = self.peers[child.peer_id].labels
         candidates = [
             m

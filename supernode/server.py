@@ -155,13 +155,14 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
         peer_id = request.query_params.get("peer_id", "")
         try:
             since = int(request.query_params.get("since", "-1"))
+            digests_from = int(request.query_params.get("from", "0"))
             wait = min(max(float(request.query_params.get("wait", "0")), 0.0), config.sync_wait)
         except ValueError as exc:
             raise BadRequest("'since' and 'wait' must be numbers") from exc
         deadline = time.monotonic() + wait
         while scheduler.version(digest) <= since and (left := deadline - time.monotonic()) > 0:
             await notifier.wait(digest, left)
-        return JSONResponse(scheduler.view(digest, peer_id, time.monotonic()).to_json())
+        return JSONResponse(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 
     async def list_tasks(request: Request) -> Response:
         tasks = [

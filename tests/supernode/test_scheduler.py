@@ -143,3 +143,14 @@ def test_idle_swarms_are_forgotten() -> None:
     assert DIGEST in scheduler.tasks
     scheduler.expire(now=200.0)
     assert DIGEST not in scheduler.tasks
+
+
+def test_a_member_is_sent_only_the_digests_it_does_not_have() -> None:
+    scheduler = make(2)
+    scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    scheduler.join(DIGEST, "p1", SIZE, 0, now=1.0)
+    scheduler.report(DIGEST, "p0", pieces=0b11, piece_digests={0: "a" * 64, 1: "b" * 64}, done=False,
+                     failed=False, bad_parents=[], now=2.0)
+    view = scheduler.view(DIGEST, "p1", now=2.0, digests_from=1)
+    assert view.digests_from == 1
+    assert view.piece_digests == ["b" * 64, ""]
