@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from peer.config import PeerConfig
+from peer.ratelimit import parse_rate
 from peer.service import PeerService, StartupError
 from peer.upstream import UpstreamRegistry
 from proxy.app import create_app as create_proxy_app
@@ -64,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--upstream", default=None, help="default upstream registry URL (default Docker Hub)")
         sub.add_argument("--advertise", default=None, help="host other peers dial (default: as the supernode sees us)")
         sub.add_argument("--label", action="append", default=[], help="KEY=VALUE locality label (zone, rack)")
+        for kind, what in (
+            ("upload", "serving pieces to peers"),
+            ("download", "fetching pieces from peers"),
+            ("source", "fetching from the upstream"),
+        ):
+            sub.add_argument(
+                f"--{kind}-rate", default=None, help=f"limit for {what}, e.g. 100Mbit, 50MB (default none)"
+            )
         sub.add_argument("--fault-corrupt-pieces", action="store_true", help=argparse.SUPPRESS)
         common(sub)
 
@@ -134,6 +143,9 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         advertise_host=args.advertise or str(peer_section.get("advertise", "")),
         join_token=token,
         labels={str(k): str(v) for k, v in labels.items()},
+        upload_rate=_rate(args.upload_rate, peer_section.get("upload_rate"), "--upload-rate"),
+        download_rate=_rate(args.download_rate, peer_section.get("download_rate"), "--download-rate"),
+        source_rate=_rate(args.source_rate, peer_section.get("source_rate"), "--source-rate"),
     )
     registries = {r.name: r for r in settings.registries(conf)}
     default = str(proxy_section.get("default_registry", ""))
@@ -160,6 +172,14 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         tls_key=str(proxy_section.get("tls_key", "")),
     )
     return peer_config, proxy_config
+
+
+def _rate(flag: str | None, configured: object, what: str) -> float:
+    text = flag if flag is not None else str(configured or "")
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise SettingsError(f"{what}: {exc}") from exc
 
 
 def upstream_registry(url: str) -> UpstreamRegistry:

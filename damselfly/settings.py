@@ -13,6 +13,9 @@ Example (every field optional):
     data_dir = "/var/lib/damselfly"
     join_token = ""
     labels = { zone = "eu-1a", rack = "r12" }
+    upload_rate = "0"                    # e.g. "500Mbit": serving pieces to other peers
+    download_rate = "0"                  # fetching pieces from other peers
+    source_rate = "0"                    # fetching from the upstream registry
 
     [proxy]
     listen = "127.0.0.1:65001"

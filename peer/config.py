@@ -29,6 +29,11 @@ class PeerConfig:
     read_timeout: float = 30.0
     # Start-up: how long to keep trying to reach the supernode before giving up.
     register_timeout: float = 15.0
+    # Per-host rate limits in bytes per second, 0 for none: serving pieces to peers, fetching pieces from
+    # peers, and fetching from the upstream registry, so the swarm never starves the host's own traffic.
+    upload_rate: float = 0.0
+    download_rate: float = 0.0
+    source_rate: float = 0.0
     # Upstream retries on 429, 5xx and broken bodies.
     upstream_attempts: int = 5
     upstream_backoff: float = 0.5

@@ -33,6 +33,7 @@ from supernode.client import SupernodeClient, SupernodeUnavailable
 from .config import PeerConfig
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
+from .ratelimit import RateLimits, TokenBucket
 from .reporter import SwarmReporter
 from .stats import PeerStats
 from .store import BlobStore
@@ -70,6 +71,7 @@ class BlobDownload:
         http: httpx.AsyncClient,
         swarm: SwarmLink | None,
         stats: PeerStats,
+        limits: RateLimits | None = None,
     ) -> None:
         self.digest = digest
         self.partial = partial
@@ -79,6 +81,8 @@ class BlobDownload:
         self.http = http
         self.swarm = swarm
         self.stats = stats
+        unlimited = TokenBucket(0)
+        self.limits = limits or RateLimits(unlimited, unlimited, unlimited)
         self.result: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
@@ -244,6 +248,7 @@ class BlobDownload:
                     index = first
                     buffer = bytearray()
                     async for chunk in chunks:
+                        await self.limits.source.consume(len(chunk))
                         buffer += chunk
                         while index <= last and len(buffer) >= self.layout.length(index):
                             length = self.layout.length(index)
@@ -350,21 +355,23 @@ class BlobDownload:
             if parent is None:
                 return
             per_parent[parent.peer_id] = per_parent.get(parent.peer_id, 0) + 1
-            task = asyncio.create_task(
-                fetch_piece(
-                    self.http,
-                    parent.url,
-                    str(self.digest),
-                    index,
-                    expected_length=self.layout.length(index),
-                    expected_sha256=piece_digest,
-                    wait=self.config.piece_wait,
-                    join_token=self.config.join_token,
-                    connect_timeout=self.config.connect_timeout,
-                    read_timeout=self.config.read_timeout,
-                )
-            )
+            task = asyncio.create_task(self._fetch_limited(parent, index, piece_digest))
             inflight[task] = (index, parent.peer_id)
+
+    async def _fetch_limited(self, parent: ParentInfo, index: int, piece_digest: str) -> bytes:
+        await self.limits.download.consume(self.layout.length(index))
+        return await fetch_piece(
+            self.http,
+            parent.url,
+            str(self.digest),
+            index,
+            expected_length=self.layout.length(index),
+            expected_sha256=piece_digest,
+            wait=self.config.piece_wait,
+            join_token=self.config.join_token,
+            connect_timeout=self.config.connect_timeout,
+            read_timeout=self.config.read_timeout,
+        )
 
     def _pick_parent(self, parents: list[ParentInfo], index: int, per_parent: dict[str, int]) -> ParentInfo | None:
         best: tuple[int, int] | None = None

@@ -26,6 +26,7 @@ from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
 from .partial import PartialBlob
+from .ratelimit import RateLimits, TokenBucket
 from .stats import PeerStats
 from .store import BlobStore
 from .upload_api import PieceLocation
@@ -49,7 +50,14 @@ class PeerService:
         self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
         self.peer_id = _peer_id(config.data_dir)
         self.downloads: dict[str, BlobDownload] = {}
-        self.upload_server = UploadServer(self, join_token=config.join_token, fault_corrupt=fault_corrupt)
+        self.limits = RateLimits(
+            upload=TokenBucket(config.upload_rate),
+            download=TokenBucket(config.download_rate),
+            source=TokenBucket(config.source_rate),
+        )
+        self.upload_server = UploadServer(
+            self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
+        )
         self.upload_port = 0
         self.supernode: SupernodeClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -136,7 +144,8 @@ class PeerService:
     def _start_download(self, key: str, digest: Digest, partial: PartialBlob, source: BlobSource) -> BlobDownload:
         swarm = SwarmLink(self.supernode, self.peer_id) if self.supernode is not None else None
         download = BlobDownload(
-            digest, partial, store=self.store, config=self.config, http=self.http, swarm=swarm, stats=self.stats
+            digest, partial, store=self.store, config=self.config, http=self.http, swarm=swarm, stats=self.stats,
+            limits=self.limits,
         )
         self.downloads[key] = download
         # The download is owned by the service, not by the request: it outlives a client that disconnects.

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from core.digest import Digest, InvalidDigest
 
+from .ratelimit import TokenBucket
 from .upload_api import MAX_WAIT, PIECES_PREFIX, PieceLocation, PieceProvider
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,16 @@ _REASONS = {
 
 
 class UploadServer:
-    def __init__(self, provider: PieceProvider, *, join_token: str = "", fault_corrupt: bool = False) -> None:
+    def __init__(
+        self,
+        provider: PieceProvider,
+        *,
+        join_token: str = "",
+        fault_corrupt: bool = False,
+        limit: TokenBucket | None = None,
+    ) -> None:
         self.provider = provider
+        self.limit = limit or TokenBucket(0)
         self.join_token = join_token.encode()
         # Test-only fault switch: flip a byte in every piece served, to prove children catch it.
         self.fault_corrupt = fault_corrupt
@@ -160,6 +169,7 @@ class UploadServer:
                 return
             self.active += 1
             try:
+                await self.limit.consume(location.length)
                 if self.fault_corrupt:
                     data = bytearray(await asyncio.to_thread(_pread, file.fileno(), location.length, location.offset))
                     if data:
