@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -39,8 +39,15 @@ def default_data_dir() -> str:
     return str(Path(base) / "damselfly")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag errors as one line, as operators grep logs for them; `--help` still has the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="damselfly", description="Peer-to-peer container image distribution.")
+    parser = _Parser(prog="damselfly", description="Peer-to-peer container image distribution.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -78,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pe = commands.add_parser("peer", help="run the registry mirror and the peer on this host")
     pe.add_argument("--supernode", default=None, help="supernode URL, e.g. http://10.0.0.1:8002")
+    pe.add_argument(
+        "--supernode-timeout", type=float, default=15.0, help="seconds to keep trying the supernode at start-up"
+    )
     peer_flags(pe)
 
     up = commands.add_parser("up", help="a supernode and a peer in one process, for a single host")
@@ -146,6 +156,7 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         upload_rate=_rate(args.upload_rate, peer_section.get("upload_rate"), "--upload-rate"),
         download_rate=_rate(args.download_rate, peer_section.get("download_rate"), "--download-rate"),
         source_rate=_rate(args.source_rate, peer_section.get("source_rate"), "--source-rate"),
+        register_timeout=getattr(args, "supernode_timeout", 15.0),
     )
     registries = {r.name: r for r in settings.registries(conf)}
     default = str(proxy_section.get("default_registry", ""))
