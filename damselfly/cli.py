@@ -108,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run_peer(peer_config, proxy_config, None, args.fault_corrupt_pieces))
         if args.command == "up":
             sn_config = supernode_config(args, conf, listen=args.supernode_listen)
-            if not args.supernode and not settings.section(conf, "peer").get("supernode"):
-                args.supernode = f"http://127.0.0.1:{sn_config.listen_port}"
+            # The peer of `up` always talks to its own supernode (over loopback when it listens everywhere).
+            sn_host = sn_config.listen_host if sn_config.listen_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+            args.supernode = f"http://{sn_host}:{sn_config.listen_port}"
             peer_config, proxy_config = peer_configs(args, conf)
             return asyncio.run(_run_peer(peer_config, proxy_config, sn_config, args.fault_corrupt_pieces))
     except (SettingsError, BindError, StartupError) as exc:

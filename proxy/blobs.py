@@ -10,6 +10,9 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from core import errors
+from core.errors import RegistryError
+from peer.download import DownloadFailed
 from peer.service import PeerService
 from peer.upstream import BlobSource
 
@@ -50,6 +53,11 @@ async def serve_blob(
     else:
         source = BlobSource(upstreams.client(target.registry), target.repository, str(digest), client_auth)
         download = await peer.open_blob(digest, size, source)
+        try:
+            # Whatever can fail before the first byte becomes a proper OCI error instead of a cut-off 200.
+            await download.wait_piece(download.layout.index_of(start))
+        except DownloadFailed as exc:
+            raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
         body = _count(download.read_range(start, end), peer)
     return StreamingResponse(body, status_code=status, headers=headers)
 
