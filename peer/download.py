@@ -286,9 +286,7 @@ class BlobDownload:
     async def _from_swarm(self, source: BlobSource) -> None:
         assert self.swarm is not None
         client, peer_id = self.swarm.client, self.swarm.peer_id
-        view = await client.join(
-            str(self.digest), JoinRequest(peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
-        )
+        view = await client.join(str(self.digest), self._join_request())
         if view.piece_size != self.layout.piece_size or view.size != self.layout.blob_size:
             raise SupernodeUnavailable("the swarm's piece layout differs from ours")
         self._reporter = SwarmReporter(client, str(self.digest), peer_id)
@@ -297,7 +295,6 @@ class BlobDownload:
         inflight: dict[asyncio.Task[bytes], tuple[int, str]] = {}
         per_parent: dict[str, int] = {}
         sync: asyncio.Task[TaskView] | None = None
-        sync_failures = 0
         last_progress = time.monotonic()
         try:
             while not self.partial.complete:
@@ -320,12 +317,13 @@ class BlobDownload:
                     finished_sync, sync = sync, None
                     try:
                         view = finished_sync.result()
-                        sync_failures = 0
-                    except SupernodeUnavailable:
-                        sync_failures += 1
-                        if sync_failures >= 3:
-                            raise
-                        await asyncio.sleep(0.5)
+                    except SupernodeUnavailable as exc:
+                        # The supernode restarted or forgot us: join again with what we hold. If it stays
+                        # away, parents keep serving what we can verify, and the stall timer falls back.
+                        log.info("sync for %s failed (%s); joining again", self.digest, exc)
+                        await asyncio.sleep(1.0)
+                        with contextlib.suppress(SupernodeUnavailable):
+                            view = await client.join(str(self.digest), self._join_request())
                 for fetch in [task for task in inflight if task in done]:
                     index, parent_id = inflight.pop(fetch)
                     per_parent[parent_id] -= 1
@@ -337,6 +335,10 @@ class BlobDownload:
             for task in [*inflight, *([sync] if sync else [])]:
                 with contextlib.suppress(BaseException):
                     await task
+
+    def _join_request(self) -> JoinRequest:
+        assert self.swarm is not None
+        return JoinRequest(self.swarm.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
 
     def _schedule(
         self, view: TaskView, inflight: dict[asyncio.Task[bytes], tuple[int, str]], per_parent: dict[str, int]

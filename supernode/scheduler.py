@@ -48,7 +48,10 @@ class Task:
     members: dict[str, Member] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     next_rank: int = 1
+    # Moves on what changes members' parents (a member leaves, finishes, is blocked; a new source).
     version: int = 0
+    # How many piece digests from the start are known: what children wait for as the source goes.
+    known_prefix: int = 0
     # Moves when members join, leave or finish: the only events that can offer a child new parents.
     membership: int = 0
     completed_members: int = 0
@@ -125,7 +128,8 @@ class Scheduler:
         if member.pieces == task.complete_mask and task.layout.count:
             self._mark_done(task, member)
         self._ensure_source(task, record.peer_id)
-        task.version += 1
+        # No version bump for a plain join: newcomers rank after everyone, so they change nobody's parents, and
+        # waking every member of a large swarm per join would be a storm.
         return self.view(digest, peer_id, now)
 
     def report(
@@ -146,27 +150,42 @@ class Scheduler:
         if member is None:
             raise UnknownTask(digest)
         task.touched = now
-        changed = False
         if peer_id == task.source:
             # Only the source's digests are taken: a child cannot rewrite what others verify against.
             for index, piece_digest in piece_digests.items():
                 if 0 <= index < task.layout.count and not task.piece_digests[index]:
                     task.piece_digests[index] = piece_digest
-                    changed = True
+            while task.known_prefix < task.layout.count and task.piece_digests[task.known_prefix]:
+                task.known_prefix += 1
         member.pieces |= pieces & task.complete_mask
         if done and member.pieces == task.complete_mask:
             self._mark_done(task, member)
-            changed = True
         for bad in bad_parents:
             if bad in task.members and bad != peer_id:
                 task.blocked.add(bad)
                 self._leave(task, bad)
-                changed = True
         if failed:
             self._leave(task, peer_id)
-            changed = True
-        if changed:
-            task.version += 1
+
+    def news_for(self, digest: str, since: int, digests_from: int) -> bool:
+        """Whether a member that saw version `since` and holds `digests_from` digests has news to fetch.
+
+        Digests are handed out in batches that grow with the swarm, so that a swarm of thousands is not woken
+        once per piece: with up to a thousand members every new digest is news at once.
+        """
+        task = self._task(digest)
+        if task.version > since:
+            return True
+        count = task.layout.count
+        if digests_from >= count:
+            return False
+        batch = min(8, 1 + len(task.members) // 1000)
+        return task.known_prefix >= min(digests_from + batch, count)
+
+    def progress(self, digest: str) -> tuple[int, int]:
+        """(version, known digests): what waiting members may be interested in."""
+        task = self._task(digest)
+        return task.version, task.known_prefix
 
     def view(self, digest: str, peer_id: str, now: float, digests_from: int = 0) -> TaskView:
         self._peer(peer_id, now)
@@ -195,9 +214,6 @@ class Scheduler:
             source_alive=task.source is not None,
             digests_from=max(digests_from, 0),
         )
-
-    def version(self, digest: str) -> int:
-        return self._task(digest).version
 
     # --- internals ---------------------------------------------------------------------------------
 
@@ -232,6 +248,7 @@ class Scheduler:
             member.done = True
             task.completed_members += 1
             task.membership += 1
+            task.version += 1
             self._set_parents(member, [])
         if task.source == member.peer_id:
             task.source = None

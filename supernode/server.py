@@ -36,7 +36,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class TaskNotifier:
-    """Wakes the sync requests waiting on a task when its version moves."""
+    """Wakes the sync requests waiting on a task when its version or its known digests move."""
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
@@ -128,14 +128,16 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
     async def join(request: Request) -> Response:
         digest = digest_of(request)
         req = JoinRequest.parse(await body_of(request))
+        before = scheduler.progress(digest) if digest in scheduler.tasks else None
         view = scheduler.join(digest, req.peer_id, req.size, hex_to_mask(req.pieces), time.monotonic())
-        notifier.notify(digest)
+        if scheduler.progress(digest) != before:
+            notifier.notify(digest)
         return JSONResponse(view.to_json())
 
     async def report(request: Request) -> Response:
         digest = digest_of(request)
         req = ReportRequest.parse(await body_of(request))
-        before = scheduler.version(digest)
+        before = scheduler.progress(digest)
         scheduler.report(
             digest,
             req.peer_id,
@@ -146,7 +148,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
             bad_parents=req.bad_parents,
             now=time.monotonic(),
         )
-        if scheduler.version(digest) != before:
+        if scheduler.progress(digest) != before:
             notifier.notify(digest)
         return Response(status_code=204)
 
@@ -160,7 +162,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
         except ValueError as exc:
             raise BadRequest("'since' and 'wait' must be numbers") from exc
         deadline = time.monotonic() + wait
-        while scheduler.version(digest) <= since and (left := deadline - time.monotonic()) > 0:
+        while not scheduler.news_for(digest, since, digests_from) and (left := deadline - time.monotonic()) > 0:
             await notifier.wait(digest, left)
         return JSONResponse(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 

@@ -154,3 +154,22 @@ def test_a_member_is_sent_only_the_digests_it_does_not_have() -> None:
     view = scheduler.view(DIGEST, "p1", now=2.0, digests_from=1)
     assert view.digests_from == 1
     assert view.piece_digests == ["b" * 64, ""]
+
+
+def test_digests_are_news_at_once_in_small_swarms_and_in_batches_in_large_ones() -> None:
+    big = 20 * 4 * MiB
+    for members, batch in ((10, 1), (3000, 4)):
+        scheduler = make(members, SchedulerConfig(peer_ttl=1e9))
+        for i in range(members):
+            scheduler.join(DIGEST, f"p{i}", big, 0, now=1.0)
+        since = scheduler.view(DIGEST, "p1", now=1.0).version
+        assert not scheduler.news_for(DIGEST, since, 0)
+        for index in range(batch):
+            assert not scheduler.news_for(DIGEST, since, 0)
+            scheduler.report(DIGEST, "p0", pieces=0, piece_digests={index: "a" * 64}, done=False, failed=False,
+                             bad_parents=[], now=2.0)
+        assert scheduler.news_for(DIGEST, since, 0)
+        # A member that has every digest is woken by changes of its parents only.
+        assert not scheduler.news_for(DIGEST, since, 20)
+        scheduler.report(DIGEST, "p1", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=3.0)
+        assert scheduler.news_for(DIGEST, since, 20)
