@@ -35,9 +35,10 @@ from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
 from .reporter import SwarmReporter
+from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore
-from .upstream import BlobSource, UpstreamError
+from .upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
@@ -163,7 +164,7 @@ class BlobDownload:
 
     # --- the download ------------------------------------------------------------------------------
 
-    async def run(self, source: BlobSource) -> None:
+    async def run(self, source: RangeSource) -> None:
         """Fetch the blob, verify it and land it; the outcome goes to `result`. Never raises."""
         try:
             if self.swarm is not None and not self.partial.complete:
@@ -233,7 +234,7 @@ class BlobDownload:
 
     # --- from the upstream -------------------------------------------------------------------------
 
-    async def _from_upstream(self, source: BlobSource) -> None:
+    async def _from_upstream(self, source: RangeSource) -> None:
         """Fetch every missing piece from the upstream, a contiguous run per request, resuming with Range."""
         failures = 0
         while (first := self._first_missing()) is not None:
@@ -283,7 +284,7 @@ class BlobDownload:
 
     # --- from the swarm ----------------------------------------------------------------------------
 
-    async def _from_swarm(self, source: BlobSource) -> None:
+    async def _from_swarm(self, source: RangeSource) -> None:
         assert self.swarm is not None
         client, peer_id = self.swarm.client, self.swarm.peer_id
         view = await client.join(str(self.digest), self._join_request())

@@ -20,18 +20,19 @@ import httpx
 
 from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
-from supernode.api import RegisterRequest
+from supernode.api import RegisterRequest, ReportRequest
 from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
 
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
 from .partial import PartialBlob
+from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
+from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore
 from .upload_api import PieceLocation
 from .upload_server import UploadServer
-from .upstream import BlobSource
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ class StartupError(Exception):
 class PeerService:
     def __init__(self, config: PeerConfig, *, fault_corrupt: bool = False) -> None:
         self.config = config
-        self.store = BlobStore(config.data_dir)
+        quota = QuotaPolicy(config.disk_quota, config.disk_high_watermark, config.disk_low_watermark)
+        self.store = BlobStore(config.data_dir, quota)
+        # Quota wiring: a blob evicted from the store is withdrawn from its swarm, so nobody is sent here for it.
+        self.store.on_evict = self._withdraw
         self.stats = PeerStats()
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -130,7 +134,7 @@ class PeerService:
     def complete_size(self, digest: Digest) -> int | None:
         return self.store.stat(digest)
 
-    async def open_blob(self, digest: Digest, size: int, source: BlobSource) -> BlobDownload:
+    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload:
         """The download of this blob on this host, started if none is running."""
         key = str(digest)
         async with self._open_lock:
@@ -141,10 +145,16 @@ class PeerService:
             partial = await self.store.open_partial(digest, layout)
             return self._start_download(key, digest, partial, source)
 
-    def _start_download(self, key: str, digest: Digest, partial: PartialBlob, source: BlobSource) -> BlobDownload:
+    def _start_download(self, key: str, digest: Digest, partial: PartialBlob, source: RangeSource) -> BlobDownload:
         swarm = SwarmLink(self.supernode, self.peer_id) if self.supernode is not None else None
         download = BlobDownload(
-            digest, partial, store=self.store, config=self.config, http=self.http, swarm=swarm, stats=self.stats,
+            digest,
+            partial,
+            store=self.store,
+            config=self.config,
+            http=self.http,
+            swarm=swarm,
+            stats=self.stats,
             limits=self.limits,
         )
         self.downloads[key] = download
@@ -157,12 +167,22 @@ class PeerService:
         if self.downloads.get(key) is download:
             del self.downloads[key]
 
+    def _withdraw(self, digest: Digest) -> None:
+        if self.supernode is not None:
+            self.spawn(self._leave_swarm(self.supernode, digest), f"withdraw-{str(digest)[:19]}")
+
+    async def _leave_swarm(self, supernode: SupernodeClient, digest: Digest) -> None:
+        # `failed` takes a member out of the swarm; an unknown swarm (404) or a supernode that is down is no matter.
+        with contextlib.suppress(SupernodeUnavailable):
+            await supernode.report(str(digest), ReportRequest(self.peer_id, failed=True))
+
     async def locate_piece(self, digest: Digest, index: int, wait: float) -> PieceLocation | None:
         size = self.store.stat(digest)
         if size is not None:
             layout = PieceLayout(size, choose_piece_size(size))
             if not 0 <= index < layout.count:
                 return None
+            self.store.touch(digest)  # quota wiring: serving a peer is a use, for least-recently-used eviction
             return PieceLocation(self.store.complete_path(digest), layout.offset(index), layout.length(index))
         download = self.downloads.get(str(digest))
         if download is None or not 0 <= index < download.layout.count:
