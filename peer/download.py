@@ -31,6 +31,7 @@ from supernode.api import ROLE_SOURCE, JoinRequest, ParentInfo, TaskView, hex_to
 from supernode.client import SupernodeClient, SupernodeUnavailable
 
 from .config import PeerConfig
+from .live_tail import LiveTail
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
@@ -88,6 +89,7 @@ class BlobDownload:
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._changed = asyncio.Event()
+        self._live = LiveTail()
         self._hasher: Hasher = digest.hasher()
         self._hashed = 0
         self._hash_lock = asyncio.Lock()
@@ -136,6 +138,14 @@ class BlobDownload:
             position = start
             while position <= end:
                 index = self.layout.index_of(position)
+                if index != last_piece and not self.partial.has(index):
+                    early = self._live.peek(position, end, READ_CHUNK)
+                    if early:
+                        position += len(early)
+                        yield early
+                        continue
+                    await self._wait_change()
+                    continue
                 await self.wait_piece(index)
                 if index == last_piece:
                     await asyncio.shield(self.result)
@@ -149,6 +159,21 @@ class BlobDownload:
                     yield chunk
         finally:
             os.close(fd)
+
+    async def wait_readable(self, position: int) -> None:
+        """Until the byte at `position` can be read (stored, or arriving from the upstream); raises on failure."""
+        index = self.layout.index_of(position)
+        while not self.partial.has(index) and not (
+            index != self.layout.count - 1 and self._live.peek(position, position, 1)
+        ):
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        """Until a piece lands or more upstream bytes arrive; raises if the download failed."""
+        if self.result.done():
+            self.result.result()
+            return
+        await self._changed.wait()
 
     async def _open_for_reading(self) -> int:
         for _ in range(3):
@@ -205,30 +230,49 @@ class BlobDownload:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
-    async def _accept(self, index: int, data: bytes, piece_sha256: str, *, from_source: bool) -> None:
-        """A verified (or, from the upstream, freshly digested) piece: store it, tell readers and the swarm."""
+    async def _accept(self, index: int, data: bytes, verified_sha256: str | None) -> None:
+        """Store a piece and tell readers and the swarm.
+
+        `verified_sha256` is the swarm digest a peer's piece was checked against; None marks upstream bytes,
+        which are digested here (and must match the swarm's digest where one was already published). Digest,
+        write and the in-order whole-blob hash happen in one trip to a worker thread.
+        """
         if self.partial.has(index):
             return
-        await self.partial.write_piece(index, data, piece_sha256)
-        if from_source:
+        async with self._hash_lock:
+            in_order = index == self._hashed
+            digested = await asyncio.to_thread(self._store, index, data, verified_sha256 is None, in_order)
+            if in_order:
+                self._hashed += 1
+        piece_sha256 = verified_sha256 or digested
+        if verified_sha256 is None and self._digests[index] and self._digests[index] != digested:
+            raise DownloadFailed(f"the upstream's piece {index} differs from what the swarm verified")
+        self.partial.mark(index, piece_sha256)
+        self._live.stored(self.layout.offset(index))
+        if verified_sha256 is None:
             self.stats.bytes_from_upstream += len(data)
         else:
             self.stats.bytes_from_peers += len(data)
         if self._reporter is not None:
             self._reporter.piece(index, piece_sha256 if self._source_role else None)
         self._notify()
-        await self._advance_hash(index, data)
+        await self._advance_hash()
         if index % 16 == 0:
             await self.partial.save_state()
 
-    async def _advance_hash(self, index: int | None = None, data: bytes | None = None) -> None:
-        """Feed the whole-blob hash with every piece now contiguous from the start."""
+    def _store(self, index: int, data: bytes, digest_it: bool, in_order: bool) -> str:
+        """Worker-thread part of `_accept`: digest, write, and feed the whole-blob hash when in order."""
+        digested = hashlib.sha256(data).hexdigest() if digest_it else ""
+        self.partial.write_at(index, data)
+        if in_order:
+            self._hasher.update(data)
+        return digested
+
+    async def _advance_hash(self) -> None:
+        """Feed the whole-blob hash with pieces that became contiguous from the start (read back from disk)."""
         async with self._hash_lock:
             while self._hashed < self.layout.count and self.partial.has(self._hashed):
-                if index == self._hashed and data is not None:
-                    chunk = data
-                else:
-                    chunk = await self.partial.read_piece(self._hashed)
+                chunk = await self.partial.read_piece(self._hashed)
                 await asyncio.to_thread(self._hasher.update, chunk)
                 self._hashed += 1
 
@@ -244,22 +288,34 @@ class BlobDownload:
             start = self.layout.offset(first)
             end = self.layout.offset(last) + self.layout.length(last) - 1
             progressed = False
+            # Storing piece i (digest, write, hash) overlaps with reading piece i+1 from the socket.
+            storing: asyncio.Task[None] | None = None
             try:
                 async with source.open_range(start, end) as chunks:
                     index = first
                     buffer = bytearray()
+                    self._live.follow(start, buffer)
                     async for chunk in chunks:
                         await self.limits.source.consume(len(chunk))
                         buffer += chunk
                         while index <= last and len(buffer) >= self.layout.length(index):
                             length = self.layout.length(index)
-                            piece = bytes(buffer[:length])
+                            with memoryview(buffer) as view:
+                                piece = bytes(view[:length])  # one copy, not a slice and then a copy
                             del buffer[:length]
-                            await self._accept_from_upstream(index, piece)
-                            progressed = True
+                            self._live.cut(self.layout.offset(index), piece)
+                            self._live.moved(self.layout.offset(index) + length)
+                            if storing is not None:
+                                await storing
+                                progressed = True
+                            storing = asyncio.create_task(self._accept(index, piece, None))
                             index += 1
+                        self._notify()
                         if index > last:
                             break
+                    if storing is not None:
+                        await storing
+                        progressed, storing = True, None
                     if index <= last:
                         raise UpstreamError("the upstream ended the blob early")
             except (UpstreamError, httpx.HTTPError) as exc:
@@ -268,13 +324,12 @@ class BlobDownload:
                     raise DownloadFailed(f"upstream: {exc}") from exc
                 self.stats.upstream_retries += 1
                 await asyncio.sleep(min(self.config.upstream_backoff * 2**failures, 8.0))
-
-    async def _accept_from_upstream(self, index: int, piece: bytes) -> None:
-        piece_sha256 = await asyncio.to_thread(_sha256, piece)
-        known = self._digests[index]
-        if known and known != piece_sha256:
-            raise DownloadFailed(f"the upstream's piece {index} differs from what the swarm verified")
-        await self._accept(index, piece, piece_sha256, from_source=True)
+            finally:
+                if storing is not None:
+                    # A piece already cut from the stream is still good: let it land before retrying.
+                    with contextlib.suppress(Exception):
+                        await storing
+                self._live.stop()
 
     def _first_missing(self) -> int | None:
         for index in range(self.layout.count):
@@ -405,7 +460,7 @@ class BlobDownload:
             log.info("parent %s failed for piece %d: %r", parent_id, index, exc)
             self._drop_parent(parent_id)
             return False
-        await self._accept(index, data, self._digests[index], from_source=False)
+        await self._accept(index, data, self._digests[index])
         return True
 
     def _merge_digests(self, view: TaskView) -> None:
@@ -426,6 +481,3 @@ class BlobDownload:
         if self._reporter is not None:
             self._reporter.bad_parent(parent_id)
 
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from core.digest import Digest
@@ -35,6 +36,10 @@ from .upload_api import PieceLocation
 from .upload_server import UploadServer
 
 log = logging.getLogger(__name__)
+
+# httpcore reads 64 KiB per receive; blobs and pieces move at hundreds of MB/s, where that costs a third of
+# the throughput (measured: 0.9 against 1.4 GB/s on loopback). A class attribute, read at each receive.
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 1 << 20
 
 
 class StartupError(Exception):

@@ -55,7 +55,7 @@ async def serve_blob(
         download = await peer.open_blob(digest, size, source)
         try:
             # Whatever can fail before the first byte becomes a proper OCI error instead of a cut-off 200.
-            await download.wait_piece(download.layout.index_of(start))
+            await download.wait_readable(start)
         except DownloadFailed as exc:
             raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
         body = _count(download.read_range(start, end), peer)
