@@ -11,6 +11,9 @@ import json
 import os
 from pathlib import Path
 
+import aiofiles
+import aiofiles.os
+
 from core.digest import sha256_hex
 from core.pieces import PieceLayout
 
@@ -40,7 +43,15 @@ class PartialBlob:
         return bool(self.mask >> index & 1)
 
     async def write_piece(self, index: int, data: bytes, digest_hex: str) -> None:
-        await asyncio.to_thread(os.pwrite, self._fd, data, self.layout.offset(index))
+        await asyncio.to_thread(self.write_at, index, data)
+        self.mark(index, digest_hex)
+
+    def write_at(self, index: int, data: bytes) -> None:
+        """Write a piece's bytes (blocking; call from a worker thread). It counts only once `mark`ed."""
+        os.pwrite(self._fd, data, self.layout.offset(index))
+
+    def mark(self, index: int, digest_hex: str) -> None:
+        """Record a written piece as verified: from now on it is read and served."""
         self.mask |= 1 << index
         self.piece_digests[index] = digest_hex
 
@@ -54,8 +65,9 @@ class PartialBlob:
             "pieces": {str(i): d for i, d in self.piece_digests.items()},
         }
         tmp = self.state_path.with_suffix(".tmp")
-        await asyncio.to_thread(tmp.write_text, json.dumps(state))
-        await asyncio.to_thread(os.replace, tmp, self.state_path)
+        async with aiofiles.open(tmp, "w") as file:
+            await file.write(json.dumps(state))
+        await aiofiles.os.replace(tmp, self.state_path)
 
     async def flush(self) -> None:
         await asyncio.to_thread(os.fsync, self._fd)
@@ -72,7 +84,8 @@ class PartialBlob:
 
     async def _resume(self) -> None:
         try:
-            state = json.loads(await asyncio.to_thread(self.state_path.read_text))
+            async with aiofiles.open(self.state_path) as file:
+                state = json.loads(await file.read())
         except (OSError, ValueError):
             return
         if not isinstance(state, dict) or state.get("size") != self.layout.blob_size:
