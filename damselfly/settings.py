@@ -81,13 +81,16 @@ def registries(settings: dict[str, Any]) -> list[UpstreamRegistry]:
         url = str(entry["url"])
         if not url.startswith(("http://", "https://")):
             raise SettingsError(f"[[registry]] {entry['name']}: url must start with http:// or https://")
+        ca_file = str(entry.get("ca_file", ""))
+        if ca_file and not Path(ca_file).is_file():
+            raise SettingsError(f"[[registry]] {entry['name']}: ca_file {ca_file} is not a readable file")
         found.append(
             UpstreamRegistry(
                 name=str(entry["name"]).lower(),
                 url=url.rstrip("/"),
                 username=str(entry.get("username", "")),
                 password=str(entry.get("password", "")),
-                ca_file=str(entry.get("ca_file", "")),
+                ca_file=ca_file,
                 insecure=bool(entry.get("insecure", False)),
                 library_prefix=bool(entry.get("library_prefix", False)),
             )

@@ -1,18 +1,23 @@
 """A client of one upstream registry: token flow, Basic auth, the client's own credentials, retries.
 
 Credentials, in order of precedence:
-1. the client's own `Authorization` header, forwarded as it is;
+1. the client's own `Authorization` header, forwarded as it is; a client's Basic credentials meeting a Bearer
+   challenge are exchanged for a token at the upstream's realm, as a registry client would do;
 2. the credentials configured for the registry (Basic, or exchanged for a Bearer token);
 3. anonymous: a Bearer challenge is answered with an anonymous token when the realm grants one.
+Tokens are cached per (realm, service, scope, credential) until shortly before they expire.
 A 401 that survives all this is handed back to the caller with its `WWW-Authenticate` intact, so docker and
 containerd run their own token flow against the upstream's realm.
+Redirects (307 to object storage) are followed; httpx drops `Authorization` when a redirect leaves the origin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -22,7 +27,10 @@ import httpx
 from cachetools import LRUCache
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_REPOSITORY_PATH = re.compile(r"^/v2/(.+)/(?:manifests|blobs)/[^/]+$")
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# The ping only tells clients how to authenticate: it must answer quickly even when the upstream does not.
+_PING_TIMEOUT = 3.0
 # Response headers worth giving back to a client when the upstream refuses.
 PASSBACK_HEADERS = ("www-authenticate", "retry-after", "docker-distribution-api-version")
 
@@ -63,6 +71,8 @@ class RegistryClient:
         self.attempts = attempts
         self.backoff = backoff
         self._tokens: LRUCache[tuple[str, str, str, str], _Token] = LRUCache(maxsize=4096)
+        # (repository, credential hash) -> the token that last worked there
+        self._hints: LRUCache[tuple[str, str], _Token] = LRUCache(maxsize=4096)
 
     def url(self, path: str) -> str:
         return self.registry.url.rstrip("/") + path
@@ -78,18 +88,34 @@ class RegistryClient:
     ) -> httpx.Response:
         """One request with auth and retries on 429/5xx and connection errors; the caller closes it."""
         auth = client_auth or self._basic()
+        # Basic credentials (the client's, else the configured ones) may be exchanged for a Bearer token.
+        basic = auth if auth is not None and auth[:6].lower() == "basic " else None
+        exchangeable = client_auth is None or basic is not None
+        # The token that last worked for this repository and credential is sent at once: without it every
+        # request, every piece of a blob, would first collect a 401 to learn what it already knows.
+        hint_key = _hint_key(path, basic) if exchangeable else None
+        hint = self._hints.get(hint_key) if hint_key is not None else None
+        if hint is not None and hint.expires_at > time.monotonic():
+            auth = "Bearer " + hint.value
         last_error: Exception | None = None
         for attempt in range(self.attempts):
             if attempt:
                 await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 8.0))
             try:
                 response = await self._send_once(method, path, auth, headers, stream)
-                if response.status_code == 401 and client_auth is None:
-                    token_auth = await self._answer_challenge(response)
-                    if token_auth is not None:
+                if response.status_code == 401 and exchangeable:
+                    token = await self._answer_challenge(response, basic, rejected=auth)
+                    if token is not None and "Bearer " + token.value != auth:
                         await response.aclose()
-                        auth = token_auth
+                        auth = "Bearer " + token.value
                         response = await self._send_once(method, path, auth, headers, stream)
+                    if token is not None and response.status_code == 401:
+                        self._forget(token)  # refused even so: the next request asks the realm afresh
+                    if hint_key is not None:
+                        if token is not None and response.status_code != 401:
+                            self._hints[hint_key] = token
+                        else:
+                            self._hints.pop(hint_key, None)
                 if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.attempts:
                     await response.aclose()
                     last_error = UpstreamError(f"upstream answered {response.status_code}")
@@ -97,6 +123,8 @@ class RegistryClient:
                 return response
             except httpx.TransportError as exc:
                 last_error = exc
+                if _is_tls_failure(exc):
+                    break  # a certificate or protocol mismatch is configuration: retrying cannot help
         raise UpstreamError(f"{self.registry.name}: {last_error}")
 
     async def _send_once(
@@ -108,14 +136,31 @@ class RegistryClient:
         request = self.http.build_request(method, self.url(path), headers=all_headers)
         return await self.http.send(request, stream=stream, follow_redirects=True)
 
+    async def ping(self) -> tuple[int, str]:
+        """`GET /v2/` without credentials, once: the status and the `WWW-Authenticate` challenge (or "")."""
+        try:
+            response = await self.http.get(self.url("/v2/"), timeout=_PING_TIMEOUT)
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"{self.registry.name}: {exc}") from exc
+        return response.status_code, response.headers.get("www-authenticate", "")
+
     def _basic(self) -> str | None:
         if not self.registry.has_credentials:
             return None
         raw = f"{self.registry.username}:{self.registry.password}".encode()
         return "Basic " + base64.b64encode(raw).decode()
 
-    async def _answer_challenge(self, response: httpx.Response) -> str | None:
-        """Exchange a Bearer challenge for a token (configured credentials, else anonymous)."""
+    def _forget(self, token: _Token) -> None:
+        for key in [k for k, cached in self._tokens.items() if cached is token]:
+            del self._tokens[key]
+
+    async def _answer_challenge(
+        self, response: httpx.Response, basic: str | None, rejected: str | None
+    ) -> _Token | None:
+        """Exchange a Bearer challenge for a token with `basic` credentials, or anonymously when None.
+
+        A cached token is reused unless it is the one the upstream just `rejected`.
+        """
         challenge = response.headers.get("www-authenticate", "")
         scheme, _, params_text = challenge.partition(" ")
         if scheme.lower() != "bearer":
@@ -124,13 +169,14 @@ class RegistryClient:
         realm = params.get("realm", "")
         if not realm.startswith(("http://", "https://")):
             return None
-        key = (realm, params.get("service", ""), params.get("scope", ""), self.registry.username)
+        # Keyed by a hash of the credentials: one client's token is never handed to another.
+        credential = hashlib.sha256((basic or "").encode()).hexdigest()
+        key = (realm, params.get("service", ""), params.get("scope", ""), credential)
         cached = self._tokens.get(key)
-        if cached is not None and cached.expires_at > time.monotonic():
-            return "Bearer " + cached.value
+        if cached is not None and cached.expires_at > time.monotonic() and "Bearer " + cached.value != rejected:
+            return cached
         query = {k: v for k, v in (("service", key[1]), ("scope", key[2])) if v}
         headers = {}
-        basic = self._basic()
         if basic:
             headers["Authorization"] = basic
         try:
@@ -149,8 +195,9 @@ class RegistryClient:
         expires_in = body.get("expires_in", 60)
         lifetime = float(expires_in) if isinstance(expires_in, int | float) and expires_in > 0 else 60.0
         # Renew a little early so a token never expires between check and use.
-        self._tokens[key] = _Token(token, time.monotonic() + max(lifetime - 10.0, lifetime / 2))
-        return "Bearer " + token
+        fresh = _Token(token, time.monotonic() + max(lifetime - 10.0, lifetime / 2))
+        self._tokens[key] = fresh
+        return fresh
 
 
 @dataclass(slots=True)
@@ -183,6 +230,25 @@ class BlobSource:
                 raise UpstreamError(f"upstream answered {response.status_code} for the blob")
         finally:
             await response.aclose()
+
+
+def _hint_key(path: str, basic: str | None) -> tuple[str, str] | None:
+    match = _REPOSITORY_PATH.match(path)
+    if match is None:
+        return None
+    return match.group(1), hashlib.sha256((basic or "").encode()).hexdigest()
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    """Whether an ssl error (untrusted certificate, TLS to a plain-HTTP port) is behind a transport error."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # exception chains are short; the bound guards against a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 async def _skip(chunks: AsyncIterator[bytes], count: int) -> AsyncIterator[bytes]:

@@ -49,10 +49,15 @@ class AccessChecker:
         return int(length)
 
 
-def refusal(status: int, headers: httpx.Headers, body: bytes) -> RegistryError:
-    """The upstream's no, in OCI shape, with the headers a client needs (the auth challenge above all)."""
+def refusal(
+    status: int, headers: httpx.Headers, body: bytes, unknown: errors.ErrorCode = errors.BLOB_UNKNOWN
+) -> RegistryError:
+    """The upstream's no, in OCI shape, with the headers a client needs (the auth challenge above all).
+
+    `unknown` is the code for a 404 that came without an OCI body (a HEAD, or a proxy in between).
+    """
     passback = {name: headers[name] for name in PASSBACK_HEADERS if name in headers}
-    code = error_for_status(status)
+    code = unknown if status == 404 else error_for_status(status)
     # Server errors of the upstream are ours to report as a gateway failure, not to pass on verbatim.
     out_status = status if status < 500 else code.status
     return RegistryError(

@@ -21,6 +21,7 @@ from .access import AccessChecker
 from .blobs import serve_blob
 from .config import ProxyConfig
 from .manifests import serve_manifest
+from .ping import Ping
 from .routing import parse_target
 from .upstreams import Upstreams
 
@@ -37,13 +38,16 @@ def oci_error_response(exc: RegistryError) -> Response:
 def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | None = None) -> Starlette:
     upstreams = upstreams or Upstreams()
     access = AccessChecker(upstreams, config.access_ttl)
+    ping = Ping(upstreams, config)
     metrics = CollectorRegistry()
     gauges = {
         name: Gauge(f"damselfly_peer_{name}", f"Peer counter {name}", registry=metrics) for name in peer.stats.as_dict()
     }
 
     async def base(request: Request) -> Response:
-        return JSONResponse({}, headers=API_VERSION_HEADER)
+        return await ping.answer(
+            request.query_params.get("ns"), request.headers.get("authorization"), dict(API_VERSION_HEADER)
+        )
 
     async def registry_path(request: Request) -> Response:
         if request.method not in READ_METHODS:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core import errors
+from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
 from peer.upstream import UpstreamError
 
@@ -47,21 +48,36 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
     if response.status_code == 304:
         return Response(status_code=304, headers=_kept(response.headers))
     if response.status_code != 200:
-        raise refusal(response.status_code, response.headers, body)
+        raise refusal(response.status_code, response.headers, body, errors.MANIFEST_UNKNOWN)
     out = _kept(response.headers)
-    digest = target.digest
-    if digest is not None and request.method == "GET":
-        if not digest.matches(body):
-            raise RegistryError(errors.DIGEST_INVALID, detail="the upstream's manifest does not match its digest")
-        out["docker-content-digest"] = str(digest)
-    elif request.method == "GET" and "docker-content-digest" not in out:
-        out["docker-content-digest"] = "sha256:" + hashlib.sha256(body).hexdigest()
+    if request.method == "GET":
+        out["docker-content-digest"] = str(_verified_digest(body, target.digest, out.get("docker-content-digest")))
     if request.method == "HEAD":
         length = response.headers.get("content-length")
         if length is not None:
             out["content-length"] = length
         return Response(status_code=200, headers=out)
     return Response(body, status_code=200, headers=out)
+
+
+def _verified_digest(body: bytes, asked: Digest | None, announced: str | None) -> Digest:
+    """The manifest's digest, after checking the body against the digest asked for and the one announced.
+
+    By digest, the body must hash to it (content addressing is the client's only trust anchor). By tag, the
+    upstream's `Docker-Content-Digest`, when it sends one we can check, must match too: a client pins that
+    digest and fetches the children of an index by it.
+    """
+    if asked is None and announced:
+        try:
+            asked = Digest.parse(announced.strip())
+        except InvalidDigest:
+            asked = None
+    if asked is not None and not asked.matches(body):
+        # The upstream's fault, not the client's: a gateway error, so clients may try the registry itself.
+        raise RegistryError(
+            errors.DIGEST_INVALID, status=502, detail=f"the upstream's manifest does not match {asked}"
+        )
+    return asked or Digest("sha256", hashlib.sha256(body).hexdigest())
 
 
 def _kept(headers: httpx.Headers) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 In order: containerd's `?ns=<registry>`; a registry host as the first path component
 (`/v2/<registry-host>/<repo>/...`) for clients that send no `ns`; otherwise the default registry.
+containerd with `override_path = true` sends both (`/v2/<registry>/<repo>/...?ns=<registry>`): a first path
+component equal to `ns` is the registry, not part of the repository.
 Registries that are neither configured nor admitted by an allow pattern are refused, so the proxy never
 relays to an arbitrary host.
 """
@@ -39,19 +41,30 @@ class Target:
 
 
 def parse_target(path: str, ns: str | None, config: ProxyConfig) -> Target:
+    """The upstream target of a `/v2/<name>/(manifests|blobs)/<reference>` path; raises an OCI error if invalid.
+
+    Name and reference are checked before the registry is looked at: nothing malformed reaches any upstream.
+    """
     match = _PATH.match(path)
     if match is None:
         raise RegistryError(errors.NAME_UNKNOWN, message="unknown registry API path", status=404)
     name, kind, reference = match.group("name", "kind", "reference")
-    registry_name = ns
+    registry_name = ns or None
     first, slash, rest = name.partition("/")
-    if registry_name is None and slash and looks_like_registry_host(first):
+    if slash and (
+        first.lower() == registry_name.lower() if registry_name is not None else looks_like_registry_host(first)
+    ):
         registry_name, name = first, rest
+    _check_reference(kind, reference)
+    if not is_repository(name):
+        raise RegistryError(errors.NAME_INVALID, detail={"name": name[:300]})
     registry = resolve_registry(registry_name or config.default_registry, config)
     if registry.library_prefix and "/" not in name:
         name = f"library/{name}"
-    if not is_repository(name):
-        raise RegistryError(errors.NAME_INVALID, detail={"name": name[:300]})
+    return Target(registry, name, kind, reference)
+
+
+def _check_reference(kind: str, reference: str) -> None:
     if kind == "blobs":
         try:
             Digest.parse(reference)
@@ -66,7 +79,6 @@ def parse_target(path: str, ns: str | None, config: ProxyConfig) -> Target:
             raise RegistryError(
                 errors.MANIFEST_INVALID, message="invalid tag or digest", detail={"reference": reference[:300]}
             ) from None
-    return Target(registry, name, kind, reference)
 
 
 def resolve_registry(name: str, config: ProxyConfig) -> UpstreamRegistry:

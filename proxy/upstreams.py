@@ -6,6 +6,8 @@ import ssl
 
 import httpx
 
+from core import errors
+from core.errors import RegistryError
 from peer.upstream import RegistryClient, UpstreamRegistry
 
 
@@ -30,11 +32,18 @@ class Upstreams:
         key = (registry.ca_file, registry.insecure)
         http = self._http.get(key)
         if http is None:
-            verify: ssl.SSLContext | bool = True
-            if registry.insecure:
-                verify = False
-            elif registry.ca_file:
-                verify = ssl.create_default_context(cafile=registry.ca_file)
+            verify: ssl.SSLContext | bool = False
+            if not registry.insecure:
+                # The system's CAs (not httpx's bundled certifi), so a CA the host trusts is trusted here too;
+                # a configured CA file comes on top, since the token realm may sit behind a public certificate.
+                verify = ssl.create_default_context()
+                if registry.ca_file:
+                    try:
+                        verify.load_verify_locations(cafile=registry.ca_file)
+                    except (OSError, ssl.SSLError) as exc:
+                        raise RegistryError(
+                            errors.UPSTREAM_FAILED, detail=f"{registry.name}: cannot use ca_file {registry.ca_file}"
+                        ) from exc
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
             http = httpx.AsyncClient(timeout=self.timeout, verify=verify, limits=limits, trust_env=False)
             self._http[key] = http
