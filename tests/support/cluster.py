@@ -52,7 +52,7 @@ class PeerProcess:
     def restart(self) -> None:
         """Start the same peer again (same ports, same data directory) after it stopped or was killed."""
         self.process.stop()
-        self.process = _start(self.args, self.log_path, self.mirror_url + "/v2/", f"peer{self.index}")
+        self.process = _start(self.args, self.log_path, self.mirror_url + "/healthz", f"peer{self.index}")
 
 
 @dataclass
@@ -105,7 +105,7 @@ class DamselflyCluster:
         if self.join_token:
             args += ["--join-token", self.join_token]
         log_path = self.workdir / f"peer{index}.log"
-        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/v2/", f"peer{index}")
+        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}")
         peer = PeerProcess(index, mirror_port, upload_port, data_dir, args, log_path, process)
         self.peers.append(peer)
         return peer
