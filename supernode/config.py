@@ -12,6 +12,8 @@ class SchedulerConfig:
     # Children one peer serves at once; the source's own cap is lower so its upstream pull is not starved.
     peer_fanout: int = 6
     source_fanout: int = 4
+    # Swarms larger than this pick parents from a random sample of this many members instead of all of them.
+    candidate_sample: int = 64
     # A peer that has not sent a heartbeat for this long is dead: it is taken out of every swarm.
     peer_ttl: float = 8.0
     heartbeat_interval: float = 2.0

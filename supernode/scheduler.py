@@ -7,6 +7,8 @@ parent links never form a cycle and every wait for a piece ends at the source.
 
 from __future__ import annotations
 
+import heapq
+import random
 from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
@@ -52,8 +54,17 @@ class Task:
     version: int = 0
     # How many piece digests from the start are known: what children wait for as the source goes.
     known_prefix: int = 0
-    # Moves when members join, leave or finish: the only events that can offer a child new parents.
+    # Moves when members leave or finish, or a source is promoted: the only events that can offer a child new
+    # parents (a newcomer ranks after everyone, so it is nobody's parent).
     membership: int = 0
+    # How many children each member serves in this swarm: the fan-out cap is per swarm, since a host pulling
+    # five layers at once is in five swarms, and each wants parents.
+    load: dict[str, int] = field(default_factory=dict)
+    # Who has whom as a parent, so a leaving member's children are found without a scan of the swarm.
+    children: dict[str, set[str]] = field(default_factory=dict)
+    # Members in a list, for picking candidate parents at random in O(1).
+    roster: list[str] = field(default_factory=list)
+    roster_index: dict[str, int] = field(default_factory=dict)
     completed_members: int = 0
 
     @property
@@ -70,12 +81,11 @@ class UnknownTask(LookupError):
 
 
 class Scheduler:
-    def __init__(self, config: SchedulerConfig | None = None) -> None:
+    def __init__(self, config: SchedulerConfig | None = None, seed: int | None = None) -> None:
         self.config = config or SchedulerConfig()
+        self.random = random.Random(seed)  # noqa: S311 -- sampling parents, not secrets
         self.peers: dict[str, PeerRecord] = {}
         self.tasks: dict[str, Task] = {}
-        # How many children each peer currently serves, across swarms, for load-aware parent choice.
-        self.load: dict[str, int] = {}
         self.decisions = 0
 
     # --- hosts -------------------------------------------------------------------------------------
@@ -83,7 +93,6 @@ class Scheduler:
     def register(self, peer_id: str, url: str, labels: dict[str, str], now: float) -> PeerRecord:
         record = PeerRecord(peer_id, url, dict(labels), now)
         self.peers[peer_id] = record
-        self.load.setdefault(peer_id, 0)
         return record
 
     def heartbeat(self, peer_id: str, now: float) -> None:
@@ -104,7 +113,6 @@ class Scheduler:
 
     def remove_peer(self, peer_id: str) -> None:
         self.peers.pop(peer_id, None)
-        self.load.pop(peer_id, None)
         for task in list(self.tasks.values()):
             self._leave(task, peer_id)
 
@@ -123,7 +131,8 @@ class Scheduler:
             member = Member(peer_id, rank=task.next_rank)
             task.next_rank += 1
             task.members[peer_id] = member
-            task.membership += 1
+            task.roster_index[peer_id] = len(task.roster)
+            task.roster.append(peer_id)
         member.pieces = pieces & task.complete_mask
         if member.pieces == task.complete_mask and task.layout.count:
             self._mark_done(task, member)
@@ -198,7 +207,7 @@ class Scheduler:
         if role == ROLE_CHILD and not member.done:
             self._choose_parents(task, member)
         else:
-            self._set_parents(member, [])
+            self._set_parents(task, member, [])
         parents = []
         for parent_id in member.parents:
             parent = task.members[parent_id]
@@ -238,7 +247,7 @@ class Scheduler:
         member = task.members[asking]
         # The new source needs nobody: it ranks before every member, so nobody's parent links can cycle.
         member.rank = -float(task.version + 1)
-        self._set_parents(member, [])
+        self._set_parents(task, member, [])
         self.decisions += 1
         task.version += 1
         task.membership += 1
@@ -249,7 +258,7 @@ class Scheduler:
             task.completed_members += 1
             task.membership += 1
             task.version += 1
-            self._set_parents(member, [])
+            self._set_parents(task, member, [])
         if task.source == member.peer_id:
             task.source = None
 
@@ -257,30 +266,42 @@ class Scheduler:
         member = task.members.pop(peer_id, None)
         if member is None:
             return
-        self._set_parents(member, [])
+        # Swap-remove from the roster: O(1).
+        index = task.roster_index.pop(peer_id)
+        last = task.roster.pop()
+        if last != peer_id:
+            task.roster[index] = last
+            task.roster_index[last] = index
+        self._set_parents(task, member, [])
         if member.done:
             task.completed_members -= 1
         if task.source == peer_id:
             task.source = None
         task.membership += 1
-        for other in task.members.values():
-            if peer_id in other.parents:
-                self._set_parents(other, [p for p in other.parents if p != peer_id])
+        for child_id in list(task.children.get(peer_id, ())):
+            other = task.members[child_id]
+            self._set_parents(task, other, [p for p in other.parents if p != peer_id])
         task.version += 1
 
     def _drop_task(self, digest: str) -> None:
-        task = self.tasks.pop(digest)
-        for member in task.members.values():
-            self._set_parents(member, [])
+        del self.tasks[digest]
 
-    def _set_parents(self, member: Member, parents: list[str]) -> None:
+    def _set_parents(self, task: Task, member: Member, parents: list[str]) -> None:
         for parent in member.parents:
-            if parent in self.load:
-                self.load[parent] -= 1
+            left = task.load.get(parent, 0) - 1
+            if left > 0:
+                task.load[parent] = left
+            else:
+                task.load.pop(parent, None)
+            served = task.children.get(parent)
+            if served is not None:
+                served.discard(member.peer_id)
+                if not served:
+                    del task.children[parent]
         member.parents = parents
         for parent in parents:
-            if parent in self.load:
-                self.load[parent] += 1
+            task.load[parent] = task.load.get(parent, 0) + 1
+            task.children.setdefault(parent, set()).add(member.peer_id)
 
     def _choose_parents(self, task: Task, child: Member) -> None:
         """Keep the parents that are still fit and top up with the best others."""
@@ -288,20 +309,37 @@ class Scheduler:
         keep = [p for p in child.parents if self._eligible(task, child, p)]
         if len(keep) >= wanted or (len(keep) == len(child.parents) and child.chosen_at == task.membership):
             if keep != child.parents:
-                self._set_parents(child, keep)
+                self._set_parents(task, child, keep)
             return
         child.chosen_at = task.membership
         child_labels = self.peers[child.peer_id].labels
-        candidates = [
-            m
-            for m in task.members.values()
-            if m.peer_id not in keep and self._eligible(task, child, m.peer_id) and self._has_capacity(task, m)
-        ]
-        candidates.sort(key=lambda m: self._preference(task, m, child_labels))
-        chosen = keep + [m.peer_id for m in candidates[: wanted - len(keep)]]
+        candidates = (
+            task.members[peer_id]
+            for peer_id in self._candidate_ids(task)
+            if peer_id not in keep
+            and self._eligible(task, child, peer_id)
+            and self._has_capacity(task, task.members[peer_id])
+        )
+        best = heapq.nsmallest(wanted - len(keep), candidates, key=lambda m: self._preference(task, m, child_labels))
+        chosen = keep + [m.peer_id for m in best]
         if chosen != child.parents:
-            self._set_parents(child, chosen)
+            self._set_parents(task, child, chosen)
             self.decisions += 1
+
+    def _candidate_ids(self, task: Task) -> list[str]:
+        """Whom to consider as parents: everyone in a small swarm, a random sample in a large one.
+
+        Scanning every member for every child makes a swarm of n members cost n^2; like Dragonfly's scheduler,
+        we look at a bounded random sample instead (plus the source), which finds good parents with high
+        probability because most members have room for children while a swarm grows.
+        """
+        sample = self.config.candidate_sample
+        if len(task.roster) <= sample:
+            return task.roster
+        picked = {task.roster[self.random.randrange(len(task.roster))] for _ in range(sample)}
+        if task.source is not None:
+            picked.add(task.source)
+        return list(picked)
 
     def _eligible(self, task: Task, child: Member, parent_id: str) -> bool:
         parent = task.members.get(parent_id)
@@ -314,7 +352,7 @@ class Scheduler:
 
     def _has_capacity(self, task: Task, member: Member) -> bool:
         cap = self.config.source_fanout if member.peer_id == task.source else self.config.peer_fanout
-        return self.load.get(member.peer_id, 0) < cap
+        return task.load.get(member.peer_id, 0) < cap
 
     def _preference(self, task: Task, member: Member, child_labels: dict[str, str]) -> tuple[int, int, int, int]:
         labels = self.peers[member.peer_id].labels
@@ -327,6 +365,6 @@ class Scheduler:
         return (
             distance,
             0 if member.done else 1,
-            self.load.get(member.peer_id, 0),
+            task.load.get(member.peer_id, 0),
             -member.pieces.bit_count(),
         )
