@@ -15,6 +15,9 @@ from supernode.client import SupernodeClient, SupernodeUnavailable
 
 log = logging.getLogger(__name__)
 BATCH_DELAY = 0.25
+# Digests go out at once, but not more than this often: at loopback speed a source digests a piece every ~15 ms,
+# and one request per piece was a fifth of its event loop; on a real link pieces come far slower than this.
+URGENT_INTERVAL = 0.05
 
 
 class SwarmReporter:
@@ -54,10 +57,15 @@ class SwarmReporter:
             await self._send(done=done, failed=not done)
 
     async def _run(self) -> None:
+        last_send = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             if not self._urgent:
                 await asyncio.sleep(BATCH_DELAY)
+            elif (wait := last_send + URGENT_INTERVAL - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            last_send = loop.time()
             self._dirty.clear()
             self._urgent = False
             try:

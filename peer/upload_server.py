@@ -77,6 +77,10 @@ class UploadServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            # Cancelled by close(): this task is the connection's owner and ends here. Re-raising would make
+            # asyncio's stream callback log the cancellation as an error at every shutdown.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
