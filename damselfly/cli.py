@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import uvicorn
 
 from peer.config import PeerConfig
+from peer.quota import QuotaPolicy, parse_size
 from peer.ratelimit import parse_rate
 from peer.service import PeerService, StartupError
 from peer.upstream import UpstreamRegistry
@@ -23,7 +24,8 @@ from proxy.config import DOCKER_HUB, ProxyConfig
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
-from . import settings
+from . import configure, settings
+from .bench import command as bench_command
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError, host_port
 
@@ -80,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument(
                 f"--{kind}-rate", default=None, help=f"limit for {what}, e.g. 100Mbit, 50MB (default none)"
             )
+        # The store's disk quota (peer/quota.py); also disk_quota, disk_high_watermark, disk_low_watermark in [peer].
+        sub.add_argument("--disk-quota", default=None, help="most the store may hold, e.g. 10GiB, 500GB (default none)")
+        sub.add_argument(
+            "--disk-high-watermark", type=float, default=None, help="fraction of the quota that starts eviction (0.9)"
+        )
+        sub.add_argument(
+            "--disk-low-watermark", type=float, default=None, help="fraction of the quota eviction goes down to (0.8)"
+        )
+        sub.add_argument(
+            "--no-prefetch", action="store_true", help="do not start an image's blobs when its manifest is served"
+        )
         sub.add_argument("--fault-corrupt-pieces", action="store_true", help=argparse.SUPPRESS)
         common(sub)
 
@@ -93,14 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="a supernode and a peer in one process, for a single host")
     up.add_argument("--supernode-listen", default=None, help=f"HOST:PORT (default {DEFAULT_SUPERNODE_LISTEN})")
     peer_flags(up)
+    configure.add_parser(commands)
+    bench_command.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in bench_command.COMMANDS:
+        return bench_command.run(args)
     setup_logging(args.log_level)
     try:
         conf = settings.load(args.config)
+        if args.command == "configure":
+            return configure.run(args, conf)
         if args.command == "supernode":
             return asyncio.run(_run_supernode(supernode_config(args, conf)))
         if args.command == "peer":
@@ -158,6 +177,7 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         download_rate=_rate(args.download_rate, peer_section.get("download_rate"), "--download-rate"),
         source_rate=_rate(args.source_rate, peer_section.get("source_rate"), "--source-rate"),
         register_timeout=getattr(args, "supernode_timeout", 15.0),
+        **_quota(args, peer_section),
     )
     registries = {r.name: r for r in settings.registries(conf)}
     default = str(proxy_section.get("default_registry", ""))
@@ -182,8 +202,25 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         allow=list(allow),
         tls_cert=str(proxy_section.get("tls_cert", "")),
         tls_key=str(proxy_section.get("tls_key", "")),
+        prefetch=not args.no_prefetch and bool(proxy_section.get("prefetch", True)),
     )
     return peer_config, proxy_config
+
+
+def _quota(args: argparse.Namespace, section: dict[str, Any]) -> dict[str, Any]:
+    """The disk quota fields of PeerConfig from flags, else the [peer] section, else the defaults."""
+    text = args.disk_quota if args.disk_quota is not None else str(section.get("disk_quota", "") or "")
+    try:
+        limit = parse_size(text)
+    except ValueError as exc:
+        raise SettingsError(f"--disk-quota: {exc}") from None
+    high = args.disk_high_watermark if args.disk_high_watermark is not None else section.get("disk_high_watermark", 0.9)
+    low = args.disk_low_watermark if args.disk_low_watermark is not None else section.get("disk_low_watermark", 0.8)
+    try:
+        policy = QuotaPolicy(limit, float(high), float(low))
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"--disk-high-watermark/--disk-low-watermark: {exc}") from None
+    return {"disk_quota": policy.limit, "disk_high_watermark": policy.high, "disk_low_watermark": policy.low}
 
 
 def _rate(flag: str | None, configured: object, what: str) -> float:

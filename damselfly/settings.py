@@ -21,6 +21,7 @@ Example (every field optional):
     listen = "127.0.0.1:65001"
     default_registry = "docker.io"
     allow = []                           # fnmatch patterns of registries reachable without configuration
+    prefetch = true                      # start an image's blobs as soon as its manifest is served
     tls_cert = ""                        # serve https with this certificate and key
     tls_key = ""
 

@@ -34,6 +34,12 @@ class PeerConfig:
     upload_rate: float = 0.0
     download_rate: float = 0.0
     source_rate: float = 0.0
+    # Disk quota of the store in bytes, 0 for none (peer/quota.py). Starting a blob that would take the store past
+    # `disk_high_watermark` (a fraction of the quota) evicts least-recently-used blobs nobody is reading until it
+    # is back at `disk_low_watermark`; a blob that still does not fit is refused with HTTP 507.
+    disk_quota: int = 0
+    disk_high_watermark: float = 0.9
+    disk_low_watermark: float = 0.8
     # Upstream retries on 429, 5xx and broken bodies.
     upstream_attempts: int = 5
     upstream_backoff: float = 0.5

@@ -319,6 +319,13 @@ class BlobDownload:
                     if index <= last:
                         raise UpstreamError("the upstream ended the blob early")
             except (UpstreamError, httpx.HTTPError) as exc:
+                if storing is not None:
+                    # The piece cut just before the break is progress too: land it before counting this attempt
+                    # as a failure, or an upstream that breaks after every piece fails a blob it is delivering.
+                    with contextlib.suppress(Exception):
+                        await storing
+                        progressed = True
+                    storing = None
                 failures = 0 if progressed else failures + 1
                 if failures >= self.config.upstream_attempts:
                     raise DownloadFailed(f"upstream: {exc}") from exc

@@ -22,6 +22,7 @@ from .blobs import serve_blob
 from .config import ProxyConfig
 from .manifests import serve_manifest
 from .ping import Ping
+from .prefetch import blob_digests, prefetch
 from .routing import parse_target
 from .upstreams import Upstreams
 
@@ -59,6 +60,11 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
         target = parse_target(request.url.path, request.query_params.get("ns"), config)
         if target.kind == "manifests":
             response = await serve_manifest(request, target, upstreams, config)
+            if config.prefetch and request.method == "GET" and response.status_code == 200:
+                digests = blob_digests(bytes(response.body), response.headers.get("content-type", ""))
+                if digests:
+                    auth = request.headers.get("authorization")
+                    peer.spawn(prefetch(digests, target, auth, peer, access, upstreams), "prefetch")
         else:
             response = await serve_blob(request, target, peer, access, upstreams)
         response.headers.update(API_VERSION_HEADER)

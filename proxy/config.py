@@ -22,6 +22,8 @@ class ProxyConfig:
     allow: list[str] = field(default_factory=list)
     # How long a positive access decision is reused per (credential, registry, repository, digest).
     access_ttl: float = 30.0
+    # On an image manifest GET, start downloading its blobs at once (proxy/prefetch.py).
+    prefetch: bool = True
     # Largest manifest accepted from an upstream (the CNCF registry's own limit).
     max_manifest_bytes: int = 4 * 1024 * 1024
     tls_cert: str = ""

@@ -1,0 +1,14 @@
+"""Benchmarks of Damselfly: `damselfly bench` (a pull storm in network namespaces, and one host on loopback)
+and `damselfly simulate` (the supernode's scheduler at scale, without sockets).
+
+Modules, one concept each:
+- `command`: the two commands' flags and the order of their parts.
+- `netns`: hosts in network namespaces on a bridge, links shaped with `tc tbf`.
+- `procs`: child processes with logs and timeouts, always stopped.
+- `registry`: the real `docker-registry` as upstream and as central cache; bytes served from its log.
+- `image`, `blob`: random test content, built once and cached in registry storage.
+- `pull`: skopeo on every host at once, timed and verified.
+- `cluster`: the three pull-storm scenarios; `loopback`: the one-host figures.
+- `simulate`, `sim_model`, `sim_memory`: the scheduler simulation.
+- `results`, `report`, `sim_report`, `machine`: figures, Markdown, and the machine they were measured on.
+"""

@@ -1,0 +1,223 @@
+"""The pull storm: N hosts in namespaces pull one image at once, three ways, in one run.
+
+(a) direct from the upstream; (b) through one central `docker-registry` in proxy mode (the classic client/server
+cache); (c) through Damselfly: a supernode in its own namespace and a peer on every host, each host's skopeo
+pulling through its local proxy. The upstream is the real registry behind a `tc tbf`-limited link, serving a
+cached read-only storage; the other scenarios start cold.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import damselfly
+
+from .image import CachedImage, cached_image, layer_sizes
+from .machine import CpuMeter, load_average
+from .netns import Host, Topology
+from .procs import Proc, ProcessSet, cpu_seconds, run
+from .pull import pull_everywhere
+from .registry import (
+    READY_LINE,
+    blob_bytes_served,
+    busy_seconds,
+    log_offset,
+    registry_config,
+    registry_proc,
+    settle,
+)
+from .results import ClusterReport, ScenarioResult
+
+REGISTRY_PORT = 5000
+SUPERNODE_PORT = 8002
+MIRROR = "127.0.0.1:65001"
+UPLOAD_PORT = 65002
+SCENARIOS = {"a": "direct from the upstream", "b": "one central pull-through cache", "c": "Damselfly"}
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    hosts: int = 8
+    upstream_mbit: int = 100
+    host_mbit: int = 1000
+    image_bytes: int = 100_000_000
+    scenarios: tuple[str, ...] = ("a", "b", "c")
+    pull_timeout: float = 600.0
+    start_timeout: float = 60.0
+    # The daemons' log level: "debug" logs every request with a timestamp, to find where time goes.
+    log_level: str = "info"
+
+
+def python_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "damselfly", *args]
+
+
+def python_env() -> dict[str, str]:
+    # The daemons import the same code as this command, whether installed or run from a checkout.
+    return {"PYTHONPATH": str(Path(damselfly.__file__).resolve().parents[1])}
+
+
+class ClusterBench:
+    def __init__(self, settings: ClusterSettings, workdir: Path, log: Log) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.log = log
+
+    def run(self) -> ClusterReport:
+        s = self.settings
+        sizes = layer_sizes(s.image_bytes)
+        self.log(f"image of {len(sizes)} random layers ({', '.join(f'{b / 1e6:.1f}' for b in sizes)} MB)")
+        image = cached_image(self.workdir / "cache", sizes)
+        results = []
+        with Topology() as topo, ProcessSet() as procs:
+            rundir = self.workdir / "runs" / topo.name
+            self.log(f"network {topo.name}: {s.hosts} hosts in namespaces on {topo.subnet}.0/24, logs in {rundir}")
+            upstream = topo.add_host("up", 1, s.upstream_mbit)
+            hosts = [topo.add_host(f"h{i}", 11 + i, s.host_mbit) for i in range(s.hosts)]
+            config = registry_config(image.storage, f"0.0.0.0:{REGISTRY_PORT}", readonly=True)
+            registry = procs.start(registry_proc(rundir, "upstream", config, prefix=upstream.cmd()))
+            registry.wait_for_log(READY_LINE, s.start_timeout)
+            for key in s.scenarios:
+                self.log(f"scenario ({key}) {SCENARIOS[key]}: {s.hosts} hosts pull at once")
+                scenario = Scenario(self, topo, upstream, hosts, image, rundir / key, rundir / "upstream.log")
+                result = scenario.run(key)
+                self.log(
+                    f"  upstream {result.upstream_ratio:.2f}x image, all done {result.all_done:.1f}s "
+                    f"({result.time_ratio:.2f}x link time), p50 {result.p50:.1f}s, digests ok: {result.digests_ok}"
+                )
+                results.append(result)
+        return ClusterReport(s.hosts, s.upstream_mbit, s.host_mbit, image.info.blob_bytes, sizes, results, topo.name)
+
+
+class Scenario:
+    def __init__(
+        self,
+        bench: ClusterBench,
+        topo: Topology,
+        upstream: Host,
+        hosts: list[Host],
+        image: CachedImage,
+        rundir: Path,
+        upstream_log: Path,
+    ) -> None:
+        self.settings = bench.settings
+        self.topo = topo
+        self.upstream = upstream
+        self.hosts = hosts
+        self.image = image
+        self.rundir = rundir
+        self.upstream_log = upstream_log
+        self.extra: dict[str, float] = {}
+        # The scenario's daemons by kind, whose CPU time is reported: where a 2-core machine's time goes.
+        self.daemons: dict[str, list[Proc]] = {}
+        self.peers: list[tuple[Host, Proc]] = []
+
+    @property
+    def upstream_url(self) -> str:
+        return f"http://{self.upstream.ip}:{REGISTRY_PORT}"
+
+    def run(self, key: str) -> ScenarioResult:
+        try:
+            return self._measure(key)
+        finally:
+            # Pulled images, peers' stores and the cache's storage are big and of no use after the run (also
+            # after a failure or Ctrl-C); the logs stay.
+            for bulky in ("out", "data", "cache-storage"):
+                shutil.rmtree(self.rundir / bulky, ignore_errors=True)
+
+    def _measure(self, key: str) -> ScenarioResult:
+        s = self.settings
+        with ProcessSet() as procs:
+            refs = self._prepare(key, procs)
+            settle(self.upstream_log)
+            offset = log_offset(self.upstream_log)
+            sent_before = self.topo.sent_bytes(self.upstream)
+            load = load_average()
+            meter = CpuMeter()
+            pulls = [(h, ref, self.rundir / "out" / h.role) for h, ref in zip(self.hosts, refs, strict=True)]
+            outcomes = pull_everywhere(pulls, self.rundir, self.image.info, s.pull_timeout)
+            busy = meter.busy()
+            for kind, daemons in self.daemons.items():
+                self.extra[f"{kind}_cpu_seconds"] = sum(cpu_seconds(d.pid) for d in daemons)
+            self._collect_peer_stats()
+            # A cache may still be fetching for its own storage after the clients finished: count that too.
+            settle(self.upstream_log, quiet=1.0)
+            upstream_bytes = blob_bytes_served(self.upstream_log, offset)
+            self.extra["upstream_busy_seconds"] = busy_seconds(self.upstream_log, offset)
+            wire = self.topo.sent_bytes(self.upstream) - sent_before
+        failures = [f"{o.host}: {p}" for o in outcomes for p in o.problems]
+        return ScenarioResult(
+            key=key,
+            name=SCENARIOS[key],
+            hosts=s.hosts,
+            image_bytes=self.image.info.blob_bytes,
+            upstream_blob_bytes=upstream_bytes,
+            upstream_wire_bytes=wire,
+            link_seconds=self.image.info.blob_bytes * 8 / (s.upstream_mbit * 1e6),
+            host_seconds=[o.seconds for o in outcomes],
+            digests_ok=all(o.digests_ok for o in outcomes),
+            failures=failures[:20],
+            cpu_busy=busy,
+            load_before=load,
+            extra=self.extra,
+        )
+
+    def _prepare(self, key: str, procs: ProcessSet) -> list[str]:
+        """Start what the scenario needs; the image reference each host pulls."""
+        repo = f"{self.image.info.repo}:{self.image.info.tag}"
+        if key == "a":
+            return [f"{self.upstream.ip}:{REGISTRY_PORT}/{repo}"] * len(self.hosts)
+        if key == "b":
+            cache = self.topo.hosts.get("cache") or self.topo.add_host("cache", 2, self.settings.host_mbit)
+            config = registry_config(self.rundir / "cache-storage", f"0.0.0.0:{REGISTRY_PORT}",
+                                     proxy_remote=self.upstream_url)
+            proc = procs.start(registry_proc(self.rundir, "cache", config, prefix=cache.cmd()))
+            proc.wait_for_log(READY_LINE, self.settings.start_timeout)
+            self.daemons["cache"] = [proc]
+            return [f"{cache.ip}:{REGISTRY_PORT}/{repo}"] * len(self.hosts)
+        self._start_damselfly(procs)
+        return [f"{MIRROR}/{repo}"] * len(self.hosts)
+
+    def _start_damselfly(self, procs: ProcessSet) -> None:
+        sn = self.topo.hosts.get("sn") or self.topo.add_host("sn", 3, self.settings.host_mbit)
+        supernode = procs.start(
+            Proc(sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}",
+                                    "--log-level", self.settings.log_level)),
+                 log_path=self.rundir / "supernode.log", name="supernode", env=python_env())
+        )
+        supernode.wait_for_http(f"http://{sn.ip}:{SUPERNODE_PORT}/healthz", self.settings.start_timeout, sn.cmd())
+        for host in self.hosts:
+            args = python_cmd(
+                "peer",
+                "--supernode", f"http://{sn.ip}:{SUPERNODE_PORT}",
+                "--listen", MIRROR,
+                "--upload-listen", f"0.0.0.0:{UPLOAD_PORT}",
+                "--data-dir", str(self.rundir / "data" / host.role),
+                "--upstream", self.upstream_url,
+                "--advertise", host.ip,
+                "--log-level", self.settings.log_level,
+            )
+            log_path = self.rundir / f"peer-{host.role}.log"
+            peer = procs.start(Proc(host.cmd(*args), log_path=log_path, name=f"peer-{host.role}", env=python_env()))
+            self.peers.append((host, peer))
+        # Started all at once and awaited together: their start-up overlaps.
+        for host, peer in self.peers:
+            peer.wait_for_http(f"http://{MIRROR}/healthz", self.settings.start_timeout, host.cmd())
+        self.daemons = {"supernode": [supernode], "peer": [p for _, p in self.peers]}
+
+    def _collect_peer_stats(self) -> None:
+        """Sum the peers' own counters (GET /stats on each host's proxy)."""
+        for host, _ in self.peers:
+            out = run(host.cmd("curl", "-s", "--max-time", "5", f"http://{MIRROR}/stats"), timeout=15.0, check=False)
+            try:
+                stats = json.loads(out.stdout)
+            except ValueError:
+                stats = {}
+            for name in ("bytes_from_upstream", "bytes_from_peers", "upload_bytes", "fallbacks", "corrupt_pieces"):
+                self.extra[name] = self.extra.get(name, 0.0) + float(stats.get(name, 0))

@@ -1,0 +1,187 @@
+"""`damselfly bench` and `damselfly simulate`: flags, and the order in which the parts run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from .cluster import SCENARIOS, ClusterBench, ClusterSettings
+from .loopback import LoopbackBench, LoopbackSettings
+from .machine import machine
+from .netns import cleanup_abandoned
+from .procs import CommandFailed
+from .report import cluster_markdown, loopback_markdown, update_section
+from .sim_report import simulate_markdown
+from .simulate import SimSettings, simulate
+
+COMMANDS = ("bench", "simulate")
+# Root-owned by default (the cluster benchmark runs as root): no shared /tmp paths.
+DEFAULT_WORKDIR = str(Path.home() / ".cache" / "damselfly-bench")
+DEFAULT_OUTPUT = "docs/benchmarks.md"
+
+
+def add_commands(commands: Any) -> None:
+    """Add `bench` and `simulate` to the `damselfly` command's subparsers."""
+    bench = commands.add_parser("bench", help="pull-storm benchmark in network namespaces (root), and on loopback")
+    bench.add_argument("--hosts", type=int, default=8, help="hosts pulling at once (default 8)")
+    bench.add_argument("--upstream-mbit", type=int, default=100, help="upstream link, Mbit/s (default 100)")
+    bench.add_argument("--host-mbit", type=int, default=1000, help="each host's link, Mbit/s (default 1000)")
+    bench.add_argument("--image-mb", type=float, default=100.0, help="image size in MB, 3 layers (default 100)")
+    bench.add_argument(
+        "--scenarios",
+        default="a,b,c,loopback",
+        help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: all)",
+    )
+    bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
+    bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")
+    bench.add_argument("--repeat", type=int, default=5, help="samples per loopback figure (default 5)")
+    bench.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"cache and run logs (default {DEFAULT_WORKDIR})")
+    bench.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
+    bench.add_argument("--json", default="", help="also write the raw results to this JSON file")
+    bench.add_argument(
+        "--daemon-log-level", default="info", choices=["debug", "info", "warning"],
+        help="log level of the Damselfly daemons under test (debug: a timestamped line per request)",
+    )
+    bench.add_argument("--quick", action="store_true", help="small image and blob, 3 hosts, one sample (smoke test)")
+    bench.add_argument("--cleanup", action="store_true", help="only delete namespaces left by killed runs, then exit")
+
+    sim = commands.add_parser("simulate", help="drive the supernode's scheduler with simulated peers (no sockets)")
+    defaults = SimSettings()
+    sim.add_argument("--hosts", type=int, default=defaults.hosts, help=f"simulated hosts (default {defaults.hosts})")
+    sim.add_argument("--swarms", type=int, default=defaults.swarms, help=f"blobs (default {defaults.swarms})")
+    sim.add_argument("--layers", type=int, default=defaults.layers, help="blobs per image: each host pulls one image")
+    sim.add_argument("--blob-mb", type=float, default=defaults.blob_mb, help="mean blob size, MB")
+    sim.add_argument("--window", type=float, default=defaults.window, help="seconds over which hosts start pulling")
+    sim.add_argument("--churn", type=float, default=defaults.churn, help="share of hosts that die mid-pull")
+    sim.add_argument("--sequential", action="store_true", help="pull an image's blobs one by one (like skopeo)")
+    sim.add_argument("--seed", type=int, default=defaults.seed)
+    sim.add_argument("--profile", action="store_true", help="run under cProfile and report the hottest functions")
+    sim.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
+    sim.add_argument("--json", default="", help="also write the raw results to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    # SIGTERM unwinds like Ctrl-C, so namespaces and daemons are torn down by the same finally blocks; SIGINT is
+    # set too because a shell starts background jobs with it ignored, and Python then never raises on it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    try:
+        return bench(args) if args.command == "bench" else simulate_command(args)
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped and removed", file=sys.stderr)
+        return 130
+    except (CommandFailed, subprocess.TimeoutExpired) as exc:
+        # A daemon that would not start, a tool that failed: one clear line (the logs are in the work dir).
+        print(f"damselfly {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    if len(sys.argv) > 1 and sys.argv[1] == args.command:
+        return "damselfly " + " ".join(sys.argv[1:])
+    return f"damselfly {args.command}"
+
+
+def bench(args: argparse.Namespace) -> int:
+    if args.cleanup:
+        removed = cleanup_abandoned()
+        log(f"removed {len(removed)} abandoned namespaces" + (f": {', '.join(removed)}" if removed else ""))
+        return 0
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - {*SCENARIOS, "loopback"}
+    if unknown:
+        print(f"damselfly bench: unknown scenarios {sorted(unknown)}", file=sys.stderr)
+        return 2
+    cluster_keys = tuple(s for s in scenarios if s in SCENARIOS)
+    if cluster_keys and os.geteuid() != 0:
+        print("damselfly bench: scenarios a, b, c need root (network namespaces, tc)", file=sys.stderr)
+        return 2
+    hosts, image_mb, blob_mib, repeat = args.hosts, args.image_mb, args.blob_mib, args.repeat
+    if args.quick:
+        hosts, image_mb, blob_mib, repeat = 3, 6.0, 64, 1
+    workdir = Path(args.workdir)
+    output = Path(args.output)
+    host = machine()
+    results: dict[str, Any] = {"machine": asdict(host)}
+    if cluster_keys:
+        settings = ClusterSettings(
+            hosts=hosts,
+            upstream_mbit=args.upstream_mbit,
+            host_mbit=args.host_mbit,
+            image_bytes=int(image_mb * 1e6),
+            scenarios=cluster_keys,
+            log_level=args.daemon_log_level,
+        )
+        report = ClusterBench(settings, workdir, log).run()
+        results["cluster"] = _dump(report)
+        update_section(output, f"bench-cluster-{hosts}", cluster_markdown(report, command_line(args), host))
+    if "loopback" in scenarios:
+        loop_settings = LoopbackSettings(
+            blob_bytes=blob_mib << 20, image_bytes=int(image_mb * 1e6), clients=args.clients, repeat=repeat
+        )
+        loop_report = LoopbackBench(loop_settings, workdir, log).run()
+        results["loopback"] = _dump(loop_report)
+        update_section(output, "bench-loopback", loopback_markdown(loop_report, command_line(args), host))
+    _write_json(args.json, results)
+    log(f"results written to {output}")
+    return 0 if _all_digests_ok(results) else 1
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    settings = SimSettings(
+        hosts=args.hosts,
+        swarms=args.swarms,
+        layers=args.layers,
+        blob_mb=args.blob_mb,
+        window=args.window,
+        churn=args.churn,
+        sequential=args.sequential,
+        seed=args.seed,
+    )
+    report = simulate(settings, profile=args.profile, log=log)
+    # Variants get sections of their own, so the default figures are never replaced by a profiled run's.
+    section = "simulate" + ("-sequential" if args.sequential else "") + ("-profile" if args.profile else "")
+    update_section(Path(args.output), section, simulate_markdown(report, command_line(args), machine()))
+    _write_json(args.json, {"simulate": _dump(report)})
+    log(f"results written to {args.output}")
+    return 0
+
+
+def _dump(obj: Any) -> Any:
+    """A dataclass as JSON data, its derived figures (properties) included."""
+    data = asdict(obj)
+    for name in dir(type(obj)):
+        if isinstance(getattr(type(obj), name), property):
+            data[name] = getattr(obj, name)
+    for key, value in data.items():
+        if isinstance(value, list) and value and hasattr(getattr(obj, key)[0], "__dataclass_fields__"):
+            data[key] = [_dump(item) for item in getattr(obj, key)]
+    return data
+
+
+def _write_json(path: str, results: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _all_digests_ok(results: dict[str, Any]) -> bool:
+    # The loopback part raises on a wrong blob; the cluster part reports per scenario, so the exit code says it.
+    return all(s["digests_ok"] for s in results.get("cluster", {}).get("scenarios", []))

@@ -1,0 +1,94 @@
+"""Smoke test of the benchmark commands: `damselfly bench --quick` (root) and a small `damselfly simulate`.
+
+Checks that the commands run end to end, that their results are well-formed, that every pulled blob had the right
+digest, that the generated sections land in the report without touching hand-written text, and that the run
+leaves no network namespace behind. Performance figures are not asserted here: the machine may be busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HAND_WRITTEN = "Hand-written notes stay where they are.\n"
+
+
+def damselfly(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    return subprocess.run(
+        [sys.executable, "-m", "damselfly", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def report_file(tmp_path: Path) -> Path:
+    output = tmp_path / "benchmarks.md"
+    output.write_text("# Benchmarks\n\n" + HAND_WRITTEN)
+    return output
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_bench_quick_measures_three_scenarios_and_loopback_with_right_digests(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("damselfly bench needs root: it creates network namespaces and shapes links with tc")
+    for tool in ("ip", "tc", "docker-registry", "skopeo", "umoci", "curl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not on PATH (scripts/test.sh installs the Debian packages)")
+    output = report_file(tmp_path)
+    result = damselfly(
+        "bench", "--quick", "--workdir", str(tmp_path / "work"), "--output", str(output),
+        "--json", str(tmp_path / "results.json"), timeout=150,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())
+
+    cluster = results["cluster"]
+    assert [s["key"] for s in cluster["scenarios"]] == ["a", "b", "c"]
+    for scenario in cluster["scenarios"]:
+        assert scenario["digests_ok"], scenario["failures"]
+        assert len(scenario["host_seconds"]) == cluster["hosts"] == 3
+        assert scenario["upstream_ratio"] >= 0.99  # every byte came from the upstream at least once
+        assert scenario["time_ratio"] > 0 and scenario["p50"] <= scenario["all_done"]
+    damselfly_run = cluster["scenarios"][2]
+    assert damselfly_run["extra"]["bytes_from_peers"] > 0, "the hosts shared nothing"
+    assert cluster["network"] not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                                    timeout=10).stdout
+
+    loopback = results["loopback"]
+    figures = {c["what"]: c for c in loopback["comparisons"]}
+    assert len(figures) == 4
+    assert all(c["damselfly"] > 0 and c["baseline"] > 0 for c in figures.values())
+
+    text = output.read_text()
+    assert HAND_WRITTEN in text
+    for section in ("bench-cluster-3", "bench-loopback"):
+        assert text.count(f"<!-- generated: {section} begin -->") == 1
+        assert text.count(f"<!-- generated: {section} end -->") == 1
+    assert "| (c) Damselfly |" in text
+
+
+def test_simulate_reports_decisions_and_memory(tmp_path: Path) -> None:
+    output = report_file(tmp_path)
+    result = damselfly(
+        "simulate", "--hosts", "300", "--swarms", "6", "--layers", "3", "--window", "5", "--profile",
+        "--output", str(output), "--json", str(tmp_path / "sim.json"), timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sim: dict[str, Any] = json.loads((tmp_path / "sim.json").read_text())["simulate"]
+    assert sim["hosts_done"] + sim["hosts_dead"] == 300
+    assert sim["upstream_ratio"] >= 1.0
+    assert sim["calls"]["join"]["count"] == sim["downloads"] == 300 * 3
+    assert sim["decisions_per_second"] > 0 and sim["busy_share"] > 0
+    assert sim["memory"]["per_peer"] > 0 and sim["memory"]["per_member"] > 0
+    assert sim["profile"], "cProfile rows missing"
+    text = output.read_text()
+    assert HAND_WRITTEN in text and text.count("<!-- generated: simulate-profile begin -->") == 1
