@@ -115,8 +115,10 @@ class DiskQuota:
         clock: Callable[[], float] = time.time,
         opened: Callable[[], set[str] | None] = open_paths,
     ) -> None:
-        self.blobs_dir = blobs_dir
-        self.partial_dir = partial_dir
+        # Resolved, so that paths compare equal to what the kernel reports for open files (a data directory
+        # reached through a symlink would otherwise never look open).
+        self.blobs_dir = blobs_dir.resolve()
+        self.partial_dir = partial_dir.resolve()
         self.policy = policy
         self.clock = clock
         self.opened = opened
@@ -148,6 +150,7 @@ class DiskQuota:
         """Files nobody is reading, least recently used first."""
         opened = self.opened()
         now = self.clock()
+        keep = keep.resolve() if keep is not None else None
         candidates = []
         for stored in self.files():
             if keep is not None and stored.path == keep:
@@ -171,6 +174,7 @@ class DiskQuota:
             return []
         if size > limit:
             raise InsufficientStorage(f"a blob of {size} bytes is larger than the disk quota of {limit} bytes")
+        keep = keep.resolve()
         files = self.files()
         # A partial file already there for this blob (a resumed download) is part of what it needs, not extra.
         usage = sum(f.size for f in files if f.path != keep)

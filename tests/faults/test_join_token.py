@@ -1,0 +1,83 @@
+"""Authentication inside the cluster: without the join token a process can neither join the supernode nor fetch
+pieces from any peer's upload server; with it, the swarm works as usual.
+
+Both checks compare with `hmac.compare_digest` (supernode/server.py `guarded`, peer/upload_server.py): constant
+time, which a test on loopback cannot measure meaningfully, so it is stated here and reviewed, not timed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.faults.helpers import MiB, pull_blob, push_blob, random_blob, supernode_peers
+from tests.support.cluster import CLEAN_ENV, DamselflyCluster
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess
+from tests.support.registry import RegistryServer
+
+TOKEN = "join-token-of-the-cluster"
+REPO = "faults/token"
+PIECE = 4 * MiB
+
+
+def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: RegistryServer) -> None:
+    data = random_blob(10 * MiB, seed=9000)
+    digest = push_blob(registry.url, REPO, data)
+    with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=2, join_token=TOKEN) as cl:
+        base = cl.supernode_url + "/api/v1"
+        ids = {p.stats()["peer_id"] for p in cl.peers}
+        assert supernode_peers(cl.supernode_url, TOKEN) == ids  # peers with the token joined
+
+        # The supernode's API refuses every call without the right token.
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            calls = [
+                ("GET", "/peers", None), ("POST", "/peers", {"peer_id": "intruder", "upload_port": 1}),
+                ("POST", "/peers/intruder/heartbeat", None), ("DELETE", f"/peers/{sorted(ids)[0]}", None),
+                ("GET", "/tasks", None), ("POST", f"/tasks/{digest}/join", {"peer_id": "intruder", "size": 1}),
+                ("POST", f"/tasks/{digest}/report", {"peer_id": "intruder"}),
+                ("GET", f"/tasks/{digest}/view?peer_id=intruder", None),
+            ]
+            for token in (None, "", "wrong", TOKEN + "x", TOKEN[:-1]):
+                headers = {} if token is None else {"X-Damselfly-Token": token}
+                for method, path, body in calls:
+                    response = client.request(method, base + path, json=body, headers=headers)
+                    assert response.status_code == 401, (token, method, path, response.status_code)
+        assert supernode_peers(cl.supernode_url, TOKEN) == ids  # the DELETE above removed nobody
+
+        # A peer daemon started with a wrong token never joins, and says why.
+        mirror_port, upload_port = free_port(), free_port()
+        intruder = ManagedProcess(
+            [sys.executable, "-m", "damselfly", "peer", "--supernode", cl.supernode_url,
+             "--listen", f"127.0.0.1:{mirror_port}", "--upload-listen", f"127.0.0.1:{upload_port}",
+             "--data-dir", str(tmp_path / "intruder"), "--upstream", registry.url,
+             "--join-token", "not-the-token", "--supernode-timeout", "2"],
+            log_path=tmp_path / "intruder.log", env=CLEAN_ENV, cwd=Path(__file__).resolve().parents[2], name="intruder",
+        ).start()
+        code = intruder.wait_exit(30.0)
+        assert code != 0
+        assert "401" in intruder.log_text()
+        assert supernode_peers(cl.supernode_url, TOKEN) == ids
+
+        # Pieces: a peer holding the blob hands them out only for the token.
+        holder, other = cl.peers
+        assert pull_blob(holder.mirror_url, REPO, digest).ok_for(digest, len(data))
+        piece_url = f"http://127.0.0.1:{holder.upload_port}/pieces/{digest}/1"
+        for token in (None, "", "wrong", TOKEN.upper(), TOKEN + " x"):
+            headers = {} if token is None else {"X-Damselfly-Token": token}
+            for method in ("GET", "HEAD"):
+                # A connection per request: the server's 401 to HEAD carries a body, which would poison a reused
+                # connection (pinned by an xfail test in test_bad_input_upload.py).
+                refused = httpx.request(method, piece_url, headers=headers, timeout=10.0, trust_env=False)
+                assert refused.status_code == 401, (token, method, refused.status_code)
+                assert data[PIECE : 2 * PIECE][:64] not in refused.content
+        with httpx.Client(timeout=10.0, trust_env=False) as client:
+            allowed = client.get(piece_url, headers={"X-Damselfly-Token": TOKEN})
+            assert allowed.status_code == 200
+            assert allowed.content == data[PIECE : 2 * PIECE]
+
+        # And with the token the swarm works: the second host takes the blob from the first.
+        assert pull_blob(other.mirror_url, REPO, digest).ok_for(digest, len(data))
+        assert other.stats()["bytes_from_peers"] == len(data)
