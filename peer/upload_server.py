@@ -102,18 +102,19 @@ class UploadServer:
             await self._send_json(writer, 400, "malformed request line", keep_alive=False)
             return False
         method, target, version = parts
+        head = method == "HEAD"
         headers: dict[bytes, bytes] = {}
         for line in lines[1:]:
             if not line:
                 continue
             name, sep, value = line.partition(":")
             if not sep:
-                await self._send_json(writer, 400, "malformed header", keep_alive=False)
+                await self._send_json(writer, 400, "malformed header", keep_alive=False, head_only=head)
                 return False
             headers[name.strip().lower().encode("latin-1")] = value.strip().encode("latin-1")
         if headers.get(b"content-length", b"0") not in (b"0", b"") or b"transfer-encoding" in headers:
             # Piece requests have no body; refusing one keeps the framing simple and safe.
-            await self._send_json(writer, 400, "request bodies are not accepted", keep_alive=False)
+            await self._send_json(writer, 400, "request bodies are not accepted", keep_alive=False, head_only=head)
             return False
         keep_alive = version == "HTTP/1.1" and headers.get(b"connection", b"").lower() != b"close"
         if method not in ("GET", "HEAD"):
@@ -121,16 +122,17 @@ class UploadServer:
             return keep_alive
         url = urlsplit(target)
         if url.path == "/healthz":
-            await self._send_json(writer, 200, "ok", keep_alive=keep_alive)
+            await self._send_json(writer, 200, "ok", keep_alive=keep_alive, head_only=head)
             return keep_alive
         if self.join_token and not hmac.compare_digest(headers.get(TOKEN_HEADER, b""), self.join_token):
-            await self._send_json(writer, 401, "a valid join token is required", keep_alive=keep_alive)
+            await self._send_json(writer, 401, "a valid join token is required", keep_alive=keep_alive, head_only=head)
             return keep_alive
         location = await self._locate(url.path, url.query)
         if isinstance(location, str):
-            await self._send_json(writer, 400 if location != "not here" else 404, location, keep_alive=keep_alive)
+            status = 400 if location != "not here" else 404
+            await self._send_json(writer, status, location, keep_alive=keep_alive, head_only=head)
             return keep_alive
-        await self._send_piece(writer, location, head_only=method == "HEAD", keep_alive=keep_alive)
+        await self._send_piece(writer, location, head_only=head, keep_alive=keep_alive)
         return keep_alive
 
     async def _locate(self, path: str, query: str) -> PieceLocation | str:
@@ -159,7 +161,7 @@ class UploadServer:
             file = location.path.open("rb")
         except FileNotFoundError:
             # Landed (renamed) between locate and open: the complete file has the same bytes.
-            await self._send_json(writer, 404, "not here", keep_alive=keep_alive)
+            await self._send_json(writer, 404, "not here", keep_alive=keep_alive, head_only=head_only)
             return
         with file:
             head = (
@@ -191,13 +193,16 @@ class UploadServer:
             self.bytes_served += location.length
             self.pieces_served += 1
 
-    async def _send_json(self, writer: asyncio.StreamWriter, status: int, message: str, *, keep_alive: bool) -> None:
+    async def _send_json(
+        self, writer: asyncio.StreamWriter, status: int, message: str, *, keep_alive: bool, head_only: bool = False
+    ) -> None:
         body = json.dumps({"error": message} if status >= 400 else {"status": message}).encode()
         head = (
             f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
         )
-        writer.write(head.encode() + body)
+        # An answer to HEAD has no body: sending one would be read as the start of the next answer.
+        writer.write(head.encode() + (b"" if head_only else body))
         await writer.drain()
 
 

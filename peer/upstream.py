@@ -133,7 +133,10 @@ class RegistryClient:
         all_headers = list(headers)
         if auth:
             all_headers.append(("Authorization", auth))
-        request = self.http.build_request(method, self.url(path), headers=all_headers)
+        # Header values arrive decoded as latin-1 (ASGI); they go out as the same bytes, whatever they hold, rather
+        # than failing to encode as ASCII.
+        raw = [(name.encode("latin-1"), value.encode("latin-1", "replace")) for name, value in all_headers]
+        request = self.http.build_request(method, self.url(path), headers=raw)
         return await self.http.send(request, stream=stream, follow_redirects=True)
 
     async def ping(self) -> tuple[int, str]:
