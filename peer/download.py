@@ -28,7 +28,7 @@ import httpx
 
 from core.digest import Digest, Hasher
 from supernode.api import ROLE_SOURCE, JoinRequest, ParentInfo, TaskView, hex_to_mask, mask_to_hex
-from supernode.client import SupernodeClient, SupernodeUnavailable
+from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
 
 from .config import PeerConfig
 from .live_tail import LiveTail
@@ -44,6 +44,9 @@ from .upstream import UpstreamError
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
 SYNC_WAIT = 5.0
+STATE_INTERVAL = 1.0
+# Consecutive failed syncs, with no fetch in flight, after which the swarm is given up for the upstream.
+SYNC_FAILURES_BEFORE_FALLBACK = 3
 
 
 class DownloadFailed(Exception):
@@ -89,6 +92,7 @@ class BlobDownload:
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._changed = asyncio.Event()
+        self._state_saved = time.monotonic()
         self._live = LiveTail()
         self._hasher: Hasher = digest.hasher()
         self._hashed = 0
@@ -202,7 +206,12 @@ class BlobDownload:
                 await self._from_upstream(source)
             await self._verify_and_land()
         except asyncio.CancelledError:
-            self._fail(DownloadFailed("download cancelled"))
+            # The daemon is stopping: keep the verified pieces for the next run instead of throwing them away.
+            with contextlib.suppress(OSError):
+                await self.partial.save_state()
+            self.partial.close()
+            if not self.result.done():
+                self.result.set_exception(DownloadFailed("the daemon is stopping"))
             raise
         except Exception as exc:
             log.warning("download of %s failed: %s", self.digest, exc)
@@ -257,8 +266,19 @@ class BlobDownload:
             self._reporter.piece(index, piece_sha256 if self._source_role else None)
         self._notify()
         await self._advance_hash()
-        if index % 16 == 0:
+        await self._maybe_save_state()
+
+    async def _maybe_save_state(self) -> None:
+        """Record the verified pieces at most once a second: what a crash can lose is a second's pieces."""
+        now = time.monotonic()
+        if now - self._state_saved < STATE_INTERVAL:
+            return
+        self._state_saved = now
+        try:
             await self.partial.save_state()
+        except OSError as exc:
+            # The state file only speeds up a resume; a full disk must not fail a download that has its space.
+            log.warning("could not record the pieces of %s: %s", self.digest, exc)
 
     def _store(self, index: int, data: bytes, digest_it: bool, in_order: bool) -> str:
         """Worker-thread part of `_accept`: digest, write, and feed the whole-blob hash when in order."""
@@ -287,11 +307,12 @@ class BlobDownload:
                 last += 1
             start = self.layout.offset(first)
             end = self.layout.offset(last) + self.layout.length(last) - 1
-            progressed = False
+            progressed = opened = False
             # Storing piece i (digest, write, hash) overlaps with reading piece i+1 from the socket.
             storing: asyncio.Task[None] | None = None
             try:
                 async with source.open_range(start, end) as chunks:
+                    opened = True
                     index = first
                     buffer = bytearray()
                     self._live.follow(start, buffer)
@@ -319,6 +340,10 @@ class BlobDownload:
                     if index <= last:
                         raise UpstreamError("the upstream ended the blob early")
             except (UpstreamError, httpx.HTTPError) as exc:
+                if not opened:
+                    # The request itself failed after the client's own retries (an error status, or no
+                    # connection): retrying here too would multiply the attempts. Only broken bodies resume.
+                    raise DownloadFailed(f"upstream: {exc!r}") from exc
                 if storing is not None:
                     # The piece cut just before the break is progress too: land it before counting this attempt
                     # as a failure, or an upstream that breaks after every piece fails a blob it is delivering.
@@ -328,7 +353,7 @@ class BlobDownload:
                     storing = None
                 failures = 0 if progressed else failures + 1
                 if failures >= self.config.upstream_attempts:
-                    raise DownloadFailed(f"upstream: {exc}") from exc
+                    raise DownloadFailed(f"upstream: {exc!r}") from exc
                 self.stats.upstream_retries += 1
                 await asyncio.sleep(min(self.config.upstream_backoff * 2**failures, 8.0))
             finally:
@@ -358,6 +383,7 @@ class BlobDownload:
         inflight: dict[asyncio.Task[bytes], tuple[int, str]] = {}
         per_parent: dict[str, int] = {}
         sync: asyncio.Task[TaskView] | None = None
+        unreachable = 0
         last_progress = time.monotonic()
         try:
             while not self.partial.complete:
@@ -380,13 +406,19 @@ class BlobDownload:
                     finished_sync, sync = sync, None
                     try:
                         view = finished_sync.result()
+                        unreachable = 0
                     except SupernodeUnavailable as exc:
-                        # The supernode restarted or forgot us: join again with what we hold. If it stays
-                        # away, parents keep serving what we can verify, and the stall timer falls back.
+                        # Forgotten (the supernode restarted): join again with what we hold. Unreachable: without
+                        # it no new piece digests come, so once nothing is in flight, the upstream takes over.
+                        if not isinstance(exc, PeerUnknown):
+                            unreachable += 1
+                            if unreachable >= SYNC_FAILURES_BEFORE_FALLBACK and not inflight:
+                                raise
                         log.info("sync for %s failed (%s); joining again", self.digest, exc)
                         await asyncio.sleep(1.0)
                         with contextlib.suppress(SupernodeUnavailable):
                             view = await client.join(str(self.digest), self._join_request())
+                            unreachable = 0
                 for fetch in [task for task in inflight if task in done]:
                     index, parent_id = inflight.pop(fetch)
                     per_parent[parent_id] -= 1

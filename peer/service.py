@@ -22,7 +22,7 @@ import httpx
 from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
 from supernode.api import RegisterRequest, ReportRequest
-from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
+from supernode.client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
 
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
@@ -115,6 +115,8 @@ class PeerService:
                 response = await self.supernode.register(request)
                 log.info("registered with the supernode as %s, reachable at %s", self.peer_id, response.url)
                 return
+            except JoinRefused as exc:
+                raise StartupError(f"supernode {self.config.supernode_url}: {exc}") from exc
             except SupernodeUnavailable as exc:
                 if time.monotonic() + delay > deadline:
                     raise StartupError(f"supernode {self.config.supernode_url} unreachable: {exc}") from exc

@@ -102,19 +102,19 @@ class UploadServer:
             await self._send_json(writer, 400, "malformed request line", keep_alive=False)
             return False
         method, target, version = parts
-        head = method == "HEAD"
+        is_head = method == "HEAD"
         headers: dict[bytes, bytes] = {}
         for line in lines[1:]:
             if not line:
                 continue
             name, sep, value = line.partition(":")
             if not sep:
-                await self._send_json(writer, 400, "malformed header", keep_alive=False, head_only=head)
+                await self._send_json(writer, 400, "malformed header", keep_alive=False, head_only=is_head)
                 return False
             headers[name.strip().lower().encode("latin-1")] = value.strip().encode("latin-1")
         if headers.get(b"content-length", b"0") not in (b"0", b"") or b"transfer-encoding" in headers:
             # Piece requests have no body; refusing one keeps the framing simple and safe.
-            await self._send_json(writer, 400, "request bodies are not accepted", keep_alive=False, head_only=head)
+            await self._send_json(writer, 400, "request bodies are not accepted", keep_alive=False, head_only=is_head)
             return False
         keep_alive = version == "HTTP/1.1" and headers.get(b"connection", b"").lower() != b"close"
         if method not in ("GET", "HEAD"):
@@ -122,17 +122,19 @@ class UploadServer:
             return keep_alive
         url = urlsplit(target)
         if url.path == "/healthz":
-            await self._send_json(writer, 200, "ok", keep_alive=keep_alive, head_only=head)
+            await self._send_json(writer, 200, "ok", keep_alive=keep_alive, head_only=is_head)
             return keep_alive
         if self.join_token and not hmac.compare_digest(headers.get(TOKEN_HEADER, b""), self.join_token):
-            await self._send_json(writer, 401, "a valid join token is required", keep_alive=keep_alive, head_only=head)
+            await self._send_json(
+                writer, 401, "a valid join token is required", keep_alive=keep_alive, head_only=is_head
+            )
             return keep_alive
         location = await self._locate(url.path, url.query)
         if isinstance(location, str):
             status = 400 if location != "not here" else 404
-            await self._send_json(writer, status, location, keep_alive=keep_alive, head_only=head)
+            await self._send_json(writer, status, location, keep_alive=keep_alive, head_only=is_head)
             return keep_alive
-        await self._send_piece(writer, location, head_only=head, keep_alive=keep_alive)
+        await self._send_piece(writer, location, head_only=is_head, keep_alive=keep_alive)
         return keep_alive
 
     async def _locate(self, path: str, query: str) -> PieceLocation | str:

@@ -7,6 +7,7 @@ remembered briefly per (credential, registry, repository, digest); a no is hande
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import httpx
@@ -24,6 +25,8 @@ class AccessChecker:
     def __init__(self, upstreams: Upstreams, ttl: float, maxsize: int = 100_000) -> None:
         self.upstreams = upstreams
         self._allowed: TTLCache[tuple[str, str, str, str], int] = TTLCache(maxsize=maxsize, ttl=ttl)
+        # Checks under way: concurrent requests for the same key wait for one answer instead of each asking.
+        self._asking: dict[tuple[str, str, str, str], asyncio.Future[int]] = {}
 
     async def blob_size(self, target: Target, client_auth: str | None) -> int:
         """The blob's size if this client may read it; raises the upstream's refusal otherwise."""
@@ -32,6 +35,25 @@ class AccessChecker:
         size = self._allowed.get(key)
         if size is not None:
             return size
+        pending = self._asking.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._asking[key] = future
+        try:
+            size = await self._ask(target, client_auth)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else RegistryError(errors.UNAVAILABLE))
+            future.exception()  # retrieved here, so a check nobody else waited for does not warn
+            raise
+        else:
+            self._allowed[key] = size
+            future.set_result(size)
+            return size
+        finally:
+            del self._asking[key]
+
+    async def _ask(self, target: Target, client_auth: str | None) -> int:
         client = self.upstreams.client(target.registry)
         try:
             response = await client.send(
@@ -45,7 +67,6 @@ class AccessChecker:
         length = response.headers.get("content-length", "")
         if not length.isdigit():
             raise RegistryError(errors.UPSTREAM_FAILED, detail="the upstream gave no blob size")
-        self._allowed[key] = int(length)
         return int(length)
 
 

@@ -13,7 +13,7 @@ from peer.upstream import RegistryClient, UpstreamRegistry
 
 class Upstreams:
     def __init__(
-        self, *, attempts: int = 4, backoff: float = 0.5, connect_timeout: float = 5.0, read_timeout: float = 30.0
+        self, *, attempts: int = 5, backoff: float = 0.5, connect_timeout: float = 5.0, read_timeout: float = 30.0
     ) -> None:
         self.attempts = attempts
         self.backoff = backoff

@@ -21,6 +21,10 @@ class SupernodeUnavailable(Exception):
     """The supernode could not be reached or answered with an error."""
 
 
+class JoinRefused(SupernodeUnavailable):
+    """The supernode refused our join token: retrying cannot help."""
+
+
 class PeerUnknown(SupernodeUnavailable):
     """The supernode no longer knows this peer (it restarted, or our heartbeats lapsed): register again."""
 
@@ -51,6 +55,8 @@ class SupernodeClient:
             raise SupernodeUnavailable(f"supernode unreachable: {exc!r}") from exc
         if response.status_code == 410:
             raise PeerUnknown(response.text[:200])
+        if response.status_code == 401:
+            raise JoinRefused("the supernode refused our join token")
         if response.status_code >= 300:
             raise SupernodeUnavailable(f"supernode answered {response.status_code}: {response.text[:200]}")
         return response.json() if response.content else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -86,6 +86,9 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
                 return _error(410, "unknown peer: register again")
             except UnknownTask:
                 return _error(404, "unknown task: join first")
+            except ClientDisconnect:
+                # The caller hung up mid-body: nobody is left to answer, and it is no server error.
+                return _error(400, "client disconnected")
 
         return wrapped
 

@@ -58,7 +58,7 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
         ).start()
         code = intruder.wait_exit(30.0)
         assert code != 0
-        assert "401" in intruder.log_text()
+        assert "refused our join token" in intruder.log_text()
         assert supernode_peers(cl.supernode_url, TOKEN) == ids
 
         # Pieces: a peer holding the blob hands them out only for the token.
