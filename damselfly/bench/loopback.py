@@ -82,6 +82,7 @@ class LoopbackBench:
                     *self._blob_figures(blob_registry, blob, blob_path),
                     self._cold_pull(image_registry, image),
                     self._peak_rss(blob_registry, blob_path),
+                    self._source_rate_limit(blob_registry, blob, blob_path),
                 ]
         finally:
             # Stores of a gigabyte and pulled images: gone after the run, also after a failure; the logs stay.
@@ -171,6 +172,21 @@ class LoopbackBench:
             "docker-registry's, whole run", "lower", "peer ≤ 150 MB", peer_peak <= 150 * MB,
         )
 
+    def _source_rate_limit(self, registry: tuple[Proc, str], blob: CachedBlob, path: str) -> Comparison:
+        """A peer started with `--source-rate`: the cold blob's first 200 MB must not come faster than that."""
+        _, reg_url = registry
+        limit_mb = 100
+        span = min(200_000_000, self.settings.blob_bytes)
+        with ProcessSet() as procs:
+            damselfly = self._damselfly(procs, reg_url, ("--source-rate", f"{limit_mb}MB"))
+            self._warm_up(damselfly.mirror, blob.repo)
+            fetch = self._curl(damselfly.mirror + path, byte_range=f"0-{span - 1}")
+        rate = fetch.size / fetch.total / MB
+        return Comparison(
+            "cold blob with --source-rate 100MB", "MB/s", rate, float(limit_mb), "the configured limit", "lower",
+            "≤ the limit (+5% for the bucket's burst)", rate <= limit_mb * 1.05,
+        )
+
     # --- helpers -------------------------------------------------------------------------------------
 
     def _registry(self, procs: ProcessSet, name: str, storage: Path) -> tuple[Proc, str]:
@@ -179,7 +195,7 @@ class LoopbackBench:
         proc.wait_for_log(READY_LINE, 20.0)
         return proc, f"http://{addr}"
 
-    def _damselfly(self, procs: ProcessSet, upstream: str) -> Damselfly:
+    def _damselfly(self, procs: ProcessSet, upstream: str, extra: tuple[str, ...] = ()) -> Damselfly:
         self._fresh += 1
         n = self._fresh
         sn_port, mirror_port, upload_port = free_loopback_port(), free_loopback_port(), free_loopback_port()
@@ -195,6 +211,7 @@ class LoopbackBench:
                 python_cmd(
                     "peer", "--supernode", f"http://127.0.0.1:{sn_port}", "--listen", f"127.0.0.1:{mirror_port}",
                     "--upload-listen", f"127.0.0.1:{upload_port}", "--data-dir", str(data_dir), "--upstream", upstream,
+                    *extra,
                 ),
                 log_path=self.rundir / f"peer-{n}.log", name="peer", env=python_env(),
             )
@@ -208,14 +225,15 @@ class LoopbackBench:
         figures measure a cold blob, not the daemon's own lazy start-up."""
         run(["curl", "-s", "-o", "/dev/null", "-I", f"{mirror}/v2/{repo}/blobs/sha256:{'0' * 64}"], timeout=30.0)
 
-    def _curl(self, url: str) -> Fetch:
+    def _curl(self, url: str, byte_range: str = "") -> Fetch:
         # Each sample is a new curl process with its own connection, as a fresh client pull would be.
+        ranged = ["-r", byte_range] if byte_range else []
         out = run(
-            ["curl", "-s", "-o", "/dev/null", "--max-time", str(int(self.settings.timeout)),
+            ["curl", "-s", "-o", "/dev/null", "--max-time", str(int(self.settings.timeout)), *ranged,
              "-w", "%{http_code} %{size_download} %{time_starttransfer} %{time_total}", url],
             timeout=self.settings.timeout + 10,
         ).stdout.split()
-        if out[0] != "200":
+        if out[0] != ("206" if byte_range else "200"):
             raise CommandFailed(f"GET {url} answered {out[0]}")
         return Fetch(ttfb=float(out[2]), total=float(out[3]), size=int(out[1]))
 
