@@ -16,6 +16,9 @@ Example (every field optional):
     upload_rate = "0"                    # e.g. "500Mbit": serving pieces to other peers
     download_rate = "0"                  # fetching pieces from other peers
     source_rate = "0"                    # fetching from the upstream registry
+    disk_quota = ""                      # e.g. "50GiB": most the store may hold (default: no quota)
+    disk_high_watermark = 0.9            # fraction of the quota past which idle blobs are evicted (LRU)
+    disk_low_watermark = 0.8             # fraction of the quota eviction goes down to
 
     [proxy]
     listen = "127.0.0.1:65001"
