@@ -20,6 +20,9 @@ class PeerConfig:
     # Pieces fetched from parents at once, and per parent.
     max_inflight: int = 8
     max_inflight_per_parent: int = 3
+    # Pieces fetched from parents at once across all of the host's downloads: each is held in memory until it
+    # is verified and written, so this bounds the memory of a host pulling many blobs at once (16 x 4 MiB).
+    max_inflight_host: int = 16
     # How long a parent may hold a request for a piece it does not have yet.
     piece_wait: float = 15.0
     # Without any progress for this long, the swarm is given up and the upstream serves the rest.

@@ -77,6 +77,7 @@ class BlobDownload:
         swarm: SwarmLink | None,
         stats: PeerStats,
         limits: RateLimits | None = None,
+        piece_slots: asyncio.Semaphore | None = None,
     ) -> None:
         self.digest = digest
         self.partial = partial
@@ -88,6 +89,7 @@ class BlobDownload:
         self.stats = stats
         unlimited = TokenBucket(0)
         self.limits = limits or RateLimits(unlimited, unlimited, unlimited)
+        self.piece_slots = piece_slots or asyncio.Semaphore(config.max_inflight)
         self.result: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
@@ -468,6 +470,7 @@ class BlobDownload:
             join_token=self.config.join_token,
             connect_timeout=self.config.connect_timeout,
             read_timeout=self.config.read_timeout,
+            body_slots=self.piece_slots,
         )
 
     def _pick_parent(self, parents: list[ParentInfo], index: int, per_parent: dict[str, int]) -> ParentInfo | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 
 import httpx
@@ -31,7 +33,11 @@ async def fetch_piece(
     join_token: str,
     connect_timeout: float,
     read_timeout: float,
+    body_slots: asyncio.Semaphore | None = None,
 ) -> bytes:
+    """The verified piece. `body_slots` bounds how many piece bodies the host holds in memory at once; it is
+    taken only once the parent answers, never while the parent holds the request waiting for the piece, so
+    hosts waiting on each other's pieces in different swarms cannot starve each other of slots."""
     headers = {TOKEN_HEADER: join_token} if join_token else {}
     timeout = httpx.Timeout(read_timeout, connect=connect_timeout, read=wait + read_timeout)
     url = parent_url.rstrip("/") + piece_path(digest, index)
@@ -44,11 +50,12 @@ async def fetch_piece(
             raise PieceCorrupt(f"{parent_url} sent a piece of the wrong length")
         buffer = bytearray()
         hasher = hashlib.sha256()
-        async for chunk in resp.aiter_raw():
-            buffer += chunk
-            if len(buffer) > expected_length:
-                raise PieceCorrupt(f"{parent_url} sent more than the piece")
-            hasher.update(chunk)
+        async with body_slots or contextlib.nullcontext():
+            async for chunk in resp.aiter_raw():
+                buffer += chunk
+                if len(buffer) > expected_length:
+                    raise PieceCorrupt(f"{parent_url} sent more than the piece")
+                hasher.update(chunk)
     if len(buffer) != expected_length:
         raise PieceUnavailable(f"{parent_url} closed the piece early")
     if hasher.hexdigest() != expected_sha256:

@@ -64,6 +64,7 @@ class PeerService:
             download=TokenBucket(config.download_rate),
             source=TokenBucket(config.source_rate),
         )
+        self.piece_slots = asyncio.Semaphore(config.max_inflight_host)
         self.upload_server = UploadServer(
             self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
         )
@@ -163,6 +164,7 @@ class PeerService:
             swarm=swarm,
             stats=self.stats,
             limits=self.limits,
+            piece_slots=self.piece_slots,
         )
         self.downloads[key] = download
         # The download is owned by the service, not by the request: it outlives a client that disconnects.
