@@ -48,10 +48,6 @@ def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "") -> uvico
     return server
 
 
-async def serve(server: uvicorn.Server, sock: socket.socket) -> None:
-    await server.serve(sockets=[sock])
-
-
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),

@@ -115,9 +115,6 @@ class BlobDownload:
             return self.result.result()
         return self.partial.data_path
 
-    def has_piece(self, index: int) -> bool:
-        return self.partial.has(index)
-
     async def wait_piece(self, index: int, timeout: float | None = None) -> bool:
         """Wait until piece `index` is verified here; False on timeout; raises if the download failed."""
         deadline = None if timeout is None else time.monotonic() + timeout

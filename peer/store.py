@@ -101,16 +101,6 @@ class BlobStore:
         await asyncio.to_thread(_fsync_dir, target.parent)
         return target
 
-    def partial_digests(self) -> list[Digest]:
-        found = []
-        for path in self.partial_dir.glob("*.state"):
-            algorithm, _, hex_ = path.stem.partition("-")
-            try:
-                found.append(Digest.parse(f"{algorithm}:{hex_}"))
-            except ValueError:
-                continue
-        return found
-
 
 def _preallocate(path: Path, size: int) -> None:
     """Allocate `size` bytes for the file at `path`; a file this call created is removed again if that fails."""
