@@ -142,13 +142,17 @@ class PeerService:
     def complete_size(self, digest: Digest) -> int | None:
         return self.store.stat(digest)
 
-    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload:
-        """The download of this blob on this host, started if none is running."""
+    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload | None:
+        """The download of this blob on this host, started if none is running; None when the blob is already
+        complete in the store (checked here, under the lock: a download may have landed it a moment ago)."""
         key = str(digest)
         async with self._open_lock:
             download = self.downloads.get(key)
-            if download is not None and not download.result.done():
+            if download is not None and not _failed(download):
+                # Running, or landed and not yet forgotten: either way its readers get the right bytes.
                 return download
+            if self.store.stat(digest) == size:
+                return None
             layout = PieceLayout(size, choose_piece_size(size))
             partial = await self.store.open_partial(digest, layout)
             return self._start_download(key, digest, partial, source)
@@ -203,6 +207,11 @@ class PeerService:
             return None
         layout = download.layout
         return PieceLocation(download.data_path, layout.offset(index), layout.length(index))
+
+
+def _failed(download: BlobDownload) -> bool:
+    result = download.result
+    return result.done() and (result.cancelled() or result.exception() is not None)
 
 
 def _peer_id(data_dir: Path) -> str:

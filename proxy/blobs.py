@@ -46,13 +46,14 @@ async def serve_blob(
         headers["content-range"] = f"bytes {start}-{end}/{size}"
     if request.method == "HEAD" or size == 0:
         return Response(status_code=status, headers=headers)
-    local_size = peer.complete_size(digest)
-    if local_size is not None and local_size == size:
+    download = None
+    if peer.complete_size(digest) != size:
+        source = BlobSource(upstreams.client(target.registry), target.repository, str(digest), client_auth)
+        download = await peer.open_blob(digest, size, source)
+    if download is None:
         peer.store.touch(digest)
         body = _read_file(peer.store.complete_path(digest), start, end, peer)
     else:
-        source = BlobSource(upstreams.client(target.registry), target.repository, str(digest), client_auth)
-        download = await peer.open_blob(digest, size, source)
         try:
             # Whatever can fail before the first byte becomes a proper OCI error instead of a cut-off 200.
             await download.wait_readable(start)

@@ -65,8 +65,10 @@ def test_bench_quick_measures_three_scenarios_and_loopback_with_right_digests(tm
 
     loopback = results["loopback"]
     figures = {c["what"]: c for c in loopback["comparisons"]}
-    assert len(figures) == 4
+    assert len(figures) == 5
     assert all(c["damselfly"] > 0 and c["baseline"] > 0 for c in figures.values())
+    # The source rate limit holds: the cold blob came no faster than --source-rate allows.
+    assert figures["cold blob with --source-rate 100MB"]["target_met"], figures["cold blob with --source-rate 100MB"]
 
     text = output.read_text()
     assert HAND_WRITTEN in text
