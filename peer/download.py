@@ -94,7 +94,7 @@ class BlobDownload:
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._changed = asyncio.Event()
-        self._state_saved = time.monotonic()
+        self._state_saved = float("-inf")  # the first verified piece is recorded at once
         self._live = LiveTail()
         self._hasher: Hasher = digest.hasher()
         self._hashed = 0
