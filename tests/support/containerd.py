@@ -16,14 +16,14 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from tests.support.fence import clean_env, fenced_overrides
-from tests.support.mounts import unmount_under
 from tests.support.procs import ManagedProcess
+from tests.support.root_daemon import RootDaemon
 
 
-class ContainerdDaemon:
+class ContainerdDaemon(RootDaemon):
     def __init__(self, workdir: Path, *, start_timeout: float = 20.0, stop_timeout: float = 10.0) -> None:
         self.workdir = workdir
         self.start_timeout = start_timeout
@@ -59,7 +59,7 @@ class ContainerdDaemon:
             ]
         )
 
-    def start(self) -> ContainerdDaemon:
+    def start(self) -> Self:
         if shutil.which("containerd") is None or shutil.which("ctr") is None:
             raise FileNotFoundError("containerd/ctr not on PATH (apt-get install containerd)")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -103,21 +103,3 @@ class ContainerdDaemon:
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
         return result
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
-        unmount_under(self.workdir)
-        if self.rundir is not None:
-            unmount_under(self.rundir)
-            shutil.rmtree(self.rundir, ignore_errors=True)
-            self.rundir = None
-
-    def __enter__(self) -> ContainerdDaemon:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

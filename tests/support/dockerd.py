@@ -19,17 +19,17 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 from tests.support.containerd import ContainerdDaemon
 from tests.support.fence import clean_env, fenced_overrides
-from tests.support.mounts import unmount_under
 from tests.support.procs import ManagedProcess
+from tests.support.root_daemon import RootDaemon
 
 ISOLATION = {"iptables": False, "ip6tables": False, "bridge": "none"}
 
 
-class DockerDaemon:
+class DockerDaemon(RootDaemon):
     def __init__(
         self,
         workdir: Path,
@@ -52,7 +52,7 @@ class DockerDaemon:
         assert self.rundir is not None, "dockerd not started"
         return str(self.rundir / "d.sock")
 
-    def start(self) -> DockerDaemon:
+    def start(self) -> Self:
         if shutil.which("dockerd") is None or shutil.which("docker") is None:
             raise FileNotFoundError("dockerd/docker not on PATH (apt-get install --no-install-recommends docker.io)")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -114,24 +114,6 @@ class DockerDaemon:
         if check and result.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stderr}{result.stdout}")
         return result
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
-        unmount_under(self.workdir)
-        if self.rundir is not None:
-            unmount_under(self.rundir)
-            shutil.rmtree(self.rundir, ignore_errors=True)
-            self.rundir = None
-
-    def __enter__(self) -> DockerDaemon:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _ping(socket_path: str, timeout: float = 2.0) -> bool:
