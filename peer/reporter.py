@@ -87,8 +87,9 @@ class SwarmReporter:
         )
         try:
             await self.client.report(self.digest, request)
-        except SupernodeUnavailable:
-            # Keep what was not delivered for the next attempt.
+        except BaseException:
+            # Keep what was not delivered for the next attempt; also when `finish` cancels a send in flight, or
+            # the last piece digests would be lost and children would wait for them until they stall.
             self._digests.update(digests)
             self._bad.extend(bad)
             raise
