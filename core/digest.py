@@ -13,7 +13,7 @@ _DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
     def hexdigest(self) -> str: ...
 
 
@@ -45,5 +45,5 @@ class Digest:
         return hasher.hexdigest() == self.hex
 
 
-def sha256_hex(data: bytes | memoryview) -> str:
+def sha256_hex(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -35,6 +35,7 @@ from .live_tail import LiveTail
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
+from .raw_http import RawHttpError
 from .reporter import SwarmReporter
 from .source import RangeSource
 from .stats import PeerStats
@@ -44,6 +45,8 @@ from .upstream import UpstreamError
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
 SYNC_WAIT = 5.0
+# How much more of a piece arriving from the upstream wakes readers of the live tail.
+LIVE_STEP = 256 * 1024
 STATE_INTERVAL = 1.0
 # Consecutive failed syncs, with no fetch in flight, after which the swarm is given up for the upstream.
 SYNC_FAILURES_BEFORE_FALLBACK = 3
@@ -238,7 +241,7 @@ class BlobDownload:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
-    async def _accept(self, index: int, data: bytes, verified_sha256: str | None) -> None:
+    async def _accept(self, index: int, data: bytes | memoryview, verified_sha256: str | None) -> None:
         """Store a piece and tell readers and the swarm.
 
         `verified_sha256` is the swarm digest a peer's piece was checked against; None marks upstream bytes,
@@ -246,6 +249,7 @@ class BlobDownload:
         write and the in-order whole-blob hash happen in one trip to a worker thread.
         """
         if self.partial.has(index):
+            self._live.stored(self.layout.offset(index))  # its buffer is about to be reused
             return
         async with self._hash_lock:
             in_order = index == self._hashed
@@ -279,7 +283,7 @@ class BlobDownload:
             # The state file only speeds up a resume; a full disk must not fail a download that has its space.
             log.warning("could not record the pieces of %s: %s", self.digest, exc)
 
-    def _store(self, index: int, data: bytes, digest_it: bool, in_order: bool) -> str:
+    def _store(self, index: int, data: bytes | memoryview, digest_it: bool, in_order: bool) -> str:
         """Worker-thread part of `_accept`: digest, write, and feed the whole-blob hash when in order."""
         digested = hashlib.sha256(data).hexdigest() if digest_it else ""
         self.partial.write_at(index, data)
@@ -307,38 +311,34 @@ class BlobDownload:
             start = self.layout.offset(first)
             end = self.layout.offset(last) + self.layout.length(last) - 1
             progressed = opened = False
-            # Storing piece i (digest, write, hash) overlaps with reading piece i+1 from the socket.
+            # Storing piece i (digest, write, hash) overlaps with receiving piece i+1, so two buffers take turns:
+            # a fresh 4 MiB bytearray per piece cost more (zeroing, page faults) than receiving into it.
             storing: asyncio.Task[None] | None = None
+            buffers = [bytearray(min(self.layout.piece_size, self.layout.blob_size)) for _ in range(2)]
             try:
-                async with source.open_range(start, end) as chunks:
+                async with source.open_range(start, end) as body:
                     opened = True
-                    index = first
-                    buffer = bytearray()
-                    self._live.follow(start, buffer)
-                    async for chunk in chunks:
-                        await self.limits.source.consume(len(chunk))
-                        buffer += chunk
-                        while index <= last and len(buffer) >= self.layout.length(index):
-                            length = self.layout.length(index)
-                            with memoryview(buffer) as view:
-                                piece = bytes(view[:length])  # one copy, not a slice and then a copy
-                            del buffer[:length]
-                            self._live.cut(self.layout.offset(index), piece)
-                            self._live.moved(self.layout.offset(index) + length)
-                            if storing is not None:
-                                await storing
-                                progressed = True
-                            storing = asyncio.create_task(self._accept(index, piece, None))
-                            index += 1
+                    for turn, index in enumerate(range(first, last + 1)):
+                        offset, length = self.layout.offset(index), self.layout.length(index)
+                        await self.limits.source.consume(length)
+                        # The piece is received straight into its buffer, which readers right behind may already
+                        # read from (the live tail) and which is then digested and written as it is.
+                        buffer = buffers[turn % 2]
+                        piece = memoryview(buffer)[:length]
+                        self._live.follow(offset, buffer)
+                        if await body.fill(piece, self._live_progress) < length:
+                            raise UpstreamError("the upstream ended the blob early")
+                        self._live.cut(offset, piece)
+                        if storing is not None:
+                            # The other buffer is free again once its piece is stored.
+                            await storing
+                            progressed = True
+                        storing = asyncio.create_task(self._accept(index, piece, None))
                         self._notify()
-                        if index > last:
-                            break
                     if storing is not None:
                         await storing
                         progressed, storing = True, None
-                    if index <= last:
-                        raise UpstreamError("the upstream ended the blob early")
-            except (UpstreamError, httpx.HTTPError) as exc:
+            except (UpstreamError, RawHttpError, httpx.HTTPError) as exc:
                 if not opened:
                     # The request itself failed after the client's own retries (an error status, or no
                     # connection): retrying here too would multiply the attempts. Only broken bodies resume.
@@ -361,6 +361,15 @@ class BlobDownload:
                     with contextlib.suppress(Exception):
                         await storing
                 self._live.stop()
+
+    def _live_progress(self, filled: int) -> None:
+        """More of the piece being received has arrived: wake readers right behind at its first bytes and then
+        every LIVE_STEP (a wake-up per socket read would cost more than the few bytes it hands out)."""
+        live = self._live
+        live.filled = filled
+        if not live.announced or filled - live.announced >= LIVE_STEP:
+            live.announced = filled
+            self._notify()
 
     def _first_missing(self) -> int | None:
         for index in range(self.layout.count):

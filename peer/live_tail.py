@@ -10,22 +10,24 @@ from __future__ import annotations
 
 class LiveTail:
     def __init__(self) -> None:
-        # Whole pieces cut from the stream and being stored: offset -> bytes.
-        self._cut: dict[int, bytes] = {}
-        # The growing, not yet whole piece: where it starts in the blob, and its bytes so far.
+        # Whole pieces received and being stored: offset -> bytes.
+        self._cut: dict[int, bytes | memoryview] = {}
+        # The piece being received: where it starts in the blob, its buffer, and how much of it has arrived.
         self._buffer_start = 0
         self._buffer: bytearray | None = None
+        self.filled = 0
+        # How much of it had arrived when readers were last woken (the download wakes them in steps).
+        self.announced = 0
 
     def follow(self, start: int, buffer: bytearray) -> None:
-        """From now on `buffer` holds the blob's bytes from `start` on (it is the reader of the stream's)."""
+        """From now on the piece at `start` is being received into `buffer` (from its first byte on)."""
         self._buffer_start, self._buffer = start, buffer
+        self.filled = self.announced = 0
 
-    def moved(self, start: int) -> None:
-        """The front of the followed buffer was cut off: it now starts at `start`."""
-        self._buffer_start = start
-
-    def cut(self, offset: int, piece: bytes) -> None:
+    def cut(self, offset: int, piece: bytes | memoryview) -> None:
+        """The piece at `offset` has arrived whole; readers take it from here until it is stored."""
         self._cut[offset] = piece
+        self._buffer = None
 
     def stored(self, offset: int) -> None:
         self._cut.pop(offset, None)
@@ -33,16 +35,18 @@ class LiveTail:
     def stop(self) -> None:
         self._cut.clear()
         self._buffer = None
+        self.filled = self.announced = 0
 
     def peek(self, position: int, end: int, limit: int) -> bytes:
         """Up to `limit` bytes from `position` (never past `end`) if they are here; b"" if not."""
         for offset, piece in self._cut.items():
             if offset <= position < offset + len(piece):
                 stop = min(offset + len(piece), end + 1, position + limit)
-                return piece[position - offset : stop - offset]
+                with memoryview(piece) as view:
+                    return bytes(view[position - offset : stop - offset])
         buffer = self._buffer
-        if buffer is not None and self._buffer_start <= position < self._buffer_start + len(buffer):
-            stop = min(self._buffer_start + len(buffer), end + 1, position + limit)
+        if buffer is not None and self._buffer_start <= position < self._buffer_start + self.filled:
+            stop = min(self._buffer_start + self.filled, end + 1, position + limit)
             with memoryview(buffer) as view:
                 return bytes(view[position - self._buffer_start : stop - self._buffer_start])
         return b""

@@ -46,7 +46,7 @@ class PartialBlob:
         await asyncio.to_thread(self.write_at, index, data)
         self.mark(index, digest_hex)
 
-    def write_at(self, index: int, data: bytes) -> None:
+    def write_at(self, index: int, data: bytes | memoryview) -> None:
         """Write a piece's bytes (blocking; call from a worker thread). It counts only once `mark`ed."""
         os.pwrite(self._fd, data, self.layout.offset(index))
 

@@ -19,12 +19,16 @@ import hashlib
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import httpx
 from cachetools import LRUCache
+
+from .raw_http import RawHttpClient, RawHttpError, RawResponse
+from .source import ChunkedBody, RangeBody
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REPOSITORY_PATH = re.compile(r"^/v2/(.+)/(?:manifests|blobs)/[^/]+$")
@@ -64,10 +68,35 @@ class _Token:
     expires_at: float
 
 
+class Reply(Protocol):
+    """What the retry and token logic needs of a response, from httpx or from `raw_http`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    async def aclose(self) -> None: ...
+
+
+R = TypeVar("R", bound=Reply)
+
+
 class RegistryClient:
-    def __init__(self, registry: UpstreamRegistry, http: httpx.AsyncClient, *, attempts: int, backoff: float):
+    def __init__(
+        self,
+        registry: UpstreamRegistry,
+        http: httpx.AsyncClient,
+        *,
+        attempts: int,
+        backoff: float,
+        raw: RawHttpClient | None = None,
+    ):
         self.registry = registry
         self.http = http
+        # Blob bodies go through `raw` when there is one: it receives them without httpx's copies.
+        self.raw = raw
         self.attempts = attempts
         self.backoff = backoff
         self._tokens: LRUCache[tuple[str, str, str, str], _Token] = LRUCache(maxsize=4096)
@@ -87,6 +116,28 @@ class RegistryClient:
         stream: bool = False,
     ) -> httpx.Response:
         """One request with auth and retries on 429/5xx and connection errors; the caller closes it."""
+
+        async def once(auth: str | None) -> httpx.Response:
+            return await self._send_once(method, path, auth, headers, stream)
+
+        return await self._exchange(path, client_auth, once)
+
+    async def get_raw(
+        self, path: str, *, client_auth: str | None, headers: Sequence[tuple[str, str]] = ()
+    ) -> RawResponse | None:
+        """A GET whose body is read into the caller's buffers (`raw_http`), with the same auth and retries as
+        `send`; None if this client has no raw transport. The caller closes the response."""
+        raw = self.raw
+        if raw is None:
+            return None
+
+        async def once(auth: str | None) -> RawResponse:
+            return await raw.get(self.url(path), _encode_headers(headers, auth))
+
+        return await self._exchange(path, client_auth, once)
+
+    async def _exchange(self, path: str, client_auth: str | None, once: Callable[[str | None], Awaitable[R]]) -> R:
+        """Run `once(authorization)` with the credentials to use, answering Bearer challenges and retrying."""
         auth = client_auth or self._basic()
         # Basic credentials (the client's, else the configured ones) may be exchanged for a Bearer token.
         basic = auth if auth is not None and auth[:6].lower() == "basic " else None
@@ -102,13 +153,14 @@ class RegistryClient:
             if attempt:
                 await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 8.0))
             try:
-                response = await self._send_once(method, path, auth, headers, stream)
+                response = await once(auth)
                 if response.status_code == 401 and exchangeable:
-                    token = await self._answer_challenge(response, basic, rejected=auth)
+                    challenge = response.headers.get("www-authenticate", "")
+                    token = await self._answer_challenge(challenge, basic, rejected=auth)
                     if token is not None and "Bearer " + token.value != auth:
                         await response.aclose()
                         auth = "Bearer " + token.value
-                        response = await self._send_once(method, path, auth, headers, stream)
+                        response = await once(auth)
                     if token is not None and response.status_code == 401:
                         self._forget(token)  # refused even so: the next request asks the realm afresh
                     if hint_key is not None:
@@ -121,7 +173,7 @@ class RegistryClient:
                     last_error = UpstreamError(f"upstream answered {response.status_code}")
                     continue
                 return response
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, RawHttpError) as exc:
                 last_error = exc
                 if _is_tls_failure(exc):
                     break  # a certificate or protocol mismatch is configuration: retrying cannot help
@@ -130,13 +182,7 @@ class RegistryClient:
     async def _send_once(
         self, method: str, path: str, auth: str | None, headers: Sequence[tuple[str, str]], stream: bool
     ) -> httpx.Response:
-        all_headers = list(headers)
-        if auth:
-            all_headers.append(("Authorization", auth))
-        # Header values arrive decoded as latin-1 (ASGI); they go out as the same bytes, whatever they hold, rather
-        # than failing to encode as ASCII.
-        raw = [(name.encode("latin-1"), value.encode("latin-1", "replace")) for name, value in all_headers]
-        request = self.http.build_request(method, self.url(path), headers=raw)
+        request = self.http.build_request(method, self.url(path), headers=_encode_headers(headers, auth))
         return await self.http.send(request, stream=stream, follow_redirects=True)
 
     async def ping(self) -> tuple[int, str]:
@@ -157,14 +203,11 @@ class RegistryClient:
         for key in [k for k, cached in self._tokens.items() if cached is token]:
             del self._tokens[key]
 
-    async def _answer_challenge(
-        self, response: httpx.Response, basic: str | None, rejected: str | None
-    ) -> _Token | None:
-        """Exchange a Bearer challenge for a token with `basic` credentials, or anonymously when None.
+    async def _answer_challenge(self, challenge: str, basic: str | None, rejected: str | None) -> _Token | None:
+        """Exchange a Bearer `challenge` for a token with `basic` credentials, or anonymously when None.
 
         A cached token is reused unless it is the one the upstream just `rejected`.
         """
-        challenge = response.headers.get("www-authenticate", "")
         scheme, _, params_text = challenge.partition(" ")
         if scheme.lower() != "bearer":
             return None
@@ -213,26 +256,43 @@ class BlobSource:
     client_auth: str | None
 
     @asynccontextmanager
-    async def open_range(self, start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Stream bytes [start, end] (inclusive) of the blob; raises UpstreamError if not possible."""
+    async def open_range(self, start: int, end: int) -> AsyncIterator[RangeBody]:
+        """Bytes [start, end] (inclusive) of the blob; raises UpstreamError if not possible."""
+        path = f"/v2/{self.repository}/blobs/{self.digest}"
         headers = [("Range", f"bytes={start}-{end}")]
-        response = await self.client.send(
-            "GET",
-            f"/v2/{self.repository}/blobs/{self.digest}",
-            client_auth=self.client_auth,
-            headers=headers,
-            stream=True,
-        )
+        raw = await self.client.get_raw(path, client_auth=self.client_auth, headers=headers)
+        if raw is not None and raw.framed and raw.status_code in (200, 206):
+            try:
+                if raw.status_code == 200:
+                    await _discard(raw, start)  # the upstream ignored Range: skip to where we want to be
+                yield raw
+            finally:
+                await raw.aclose()
+            return
+        if raw is not None:
+            await raw.aclose()
+            if raw.status_code not in (200, 206):
+                raise UpstreamError(f"upstream answered {raw.status_code} for the blob")
+        # No raw transport, or a body not framed by Content-Length: httpx handles it.
+        response = await self.client.send("GET", path, client_auth=self.client_auth, headers=headers, stream=True)
         try:
             if response.status_code == 206:
-                yield response.aiter_raw()
+                yield ChunkedBody(response.aiter_raw())
             elif response.status_code == 200:
-                # The upstream ignored Range: skip to where we want to be.
-                yield _skip(response.aiter_raw(), start)
+                yield ChunkedBody(_skip(response.aiter_raw(), start))
             else:
                 raise UpstreamError(f"upstream answered {response.status_code} for the blob")
         finally:
             await response.aclose()
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]], auth: str | None) -> list[tuple[bytes, bytes]]:
+    all_headers = list(headers)
+    if auth:
+        all_headers.append(("Authorization", auth))
+    # Header values arrive decoded as latin-1 (ASGI); they go out as the same bytes, whatever they hold, rather
+    # than failing to encode as ASCII.
+    return [(name.encode("latin-1"), value.encode("latin-1", "replace")) for name, value in all_headers]
 
 
 def _hint_key(path: str, basic: str | None) -> tuple[str, str] | None:
@@ -252,6 +312,15 @@ def _is_tls_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+async def _discard(body: RawResponse, count: int) -> None:
+    scratch = memoryview(bytearray(min(count, 1 << 20)))
+    while count > 0:
+        step = scratch[: min(count, len(scratch))]
+        if await body.fill(step) < len(step):
+            raise UpstreamError("the upstream ended the blob before the range asked for")
+        count -= len(step)
 
 
 async def _skip(chunks: AsyncIterator[bytes], count: int) -> AsyncIterator[bytes]:

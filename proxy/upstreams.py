@@ -8,6 +8,7 @@ import httpx
 
 from core import errors
 from core.errors import RegistryError
+from peer.raw_http import RawHttpClient
 from peer.upstream import RegistryClient, UpstreamRegistry
 
 
@@ -17,38 +18,62 @@ class Upstreams:
     ) -> None:
         self.attempts = attempts
         self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._clients: dict[str, RegistryClient] = {}
-        self._http: dict[tuple[str, bool], httpx.AsyncClient] = {}
+        self._http: dict[tuple[str, bool], tuple[httpx.AsyncClient, RawHttpClient]] = {}
 
     def client(self, registry: UpstreamRegistry) -> RegistryClient:
         client = self._clients.get(registry.name)
         if client is None or client.registry != registry:
-            client = RegistryClient(registry, self._http_for(registry), attempts=self.attempts, backoff=self.backoff)
+            http, raw = self._http_for(registry)
+            client = RegistryClient(registry, http, attempts=self.attempts, backoff=self.backoff, raw=raw)
             self._clients[registry.name] = client
         return client
 
-    def _http_for(self, registry: UpstreamRegistry) -> httpx.AsyncClient:
+    def _http_for(self, registry: UpstreamRegistry) -> tuple[httpx.AsyncClient, RawHttpClient]:
+        """httpx for the registry API, and the raw client for blob bodies, with the same TLS settings."""
         key = (registry.ca_file, registry.insecure)
-        http = self._http.get(key)
-        if http is None:
-            verify: ssl.SSLContext | bool = False
-            if not registry.insecure:
-                # The system's CAs (not httpx's bundled certifi), so a CA the host trusts is trusted here too;
-                # a configured CA file comes on top, since the token realm may sit behind a public certificate.
-                verify = ssl.create_default_context()
-                if registry.ca_file:
-                    try:
-                        verify.load_verify_locations(cafile=registry.ca_file)
-                    except (OSError, ssl.SSLError) as exc:
-                        raise RegistryError(
-                            errors.UPSTREAM_FAILED, detail=f"{registry.name}: cannot use ca_file {registry.ca_file}"
-                        ) from exc
+        clients = self._http.get(key)
+        if clients is None:
+            context = _ssl_context(registry)
             limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-            http = httpx.AsyncClient(timeout=self.timeout, verify=verify, limits=limits, trust_env=False)
-            self._http[key] = http
-        return http
+            http = httpx.AsyncClient(
+                timeout=self.timeout, verify=context if context is not None else False, limits=limits, trust_env=False
+            )
+            raw = RawHttpClient(
+                ssl_context=context or _unverified_context(),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
+            clients = self._http[key] = (http, raw)
+        return clients
 
     async def aclose(self) -> None:
-        for http in self._http.values():
+        for http, _ in self._http.values():
             await http.aclose()
+
+
+def _ssl_context(registry: UpstreamRegistry) -> ssl.SSLContext | None:
+    """The context that verifies this registry's certificates; None when it is configured `insecure`."""
+    if registry.insecure:
+        return None
+    # The system's CAs (not httpx's bundled certifi), so a CA the host trusts is trusted here too; a configured
+    # CA file comes on top, since the token realm may sit behind a public certificate.
+    context = ssl.create_default_context()
+    if registry.ca_file:
+        try:
+            context.load_verify_locations(cafile=registry.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryError(
+                errors.UPSTREAM_FAILED, detail=f"{registry.name}: cannot use ca_file {registry.ca_file}"
+            ) from exc
+    return context
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context

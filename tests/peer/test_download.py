@@ -15,6 +15,7 @@ from core.digest import Digest
 from core.pieces import MiB, PieceLayout
 from peer.config import PeerConfig
 from peer.download import BlobDownload, DownloadFailed
+from peer.source import ChunkedBody, RangeBody
 from peer.stats import PeerStats
 from peer.store import BlobStore
 from peer.upstream import UpstreamError
@@ -34,9 +35,9 @@ class MemorySource:
         self.gate.set()
 
     @asynccontextmanager
-    async def open_range(self, start: int, end: int) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def open_range(self, start: int, end: int) -> AsyncIterator[RangeBody]:
         self.ranges.append((start, end))
-        yield self._chunks(start, end)
+        yield ChunkedBody(self._chunks(start, end))
 
     async def _chunks(self, start: int, end: int) -> AsyncIterator[bytes]:
         position = start
