@@ -10,6 +10,8 @@ import socket
 import uvicorn
 from starlette.types import ASGIApp
 
+from .zerocopy import ZeroCopyHttpToolsProtocol
+
 
 class BindError(Exception):
     """A listen address could not be bound."""
@@ -32,9 +34,11 @@ def bind(host: str, port: int) -> socket.socket:
 def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "") -> uvicorn.Server:
     config = uvicorn.Config(
         app,
-        # The upload server needs loop.sendfile, which uvloop lacks; httptools still parses HTTP fast.
+        # loop.sendfile (the upload server's pieces, the zero-copy extension below) is asyncio's: uvloop lacks it.
         loop="asyncio",
-        http="httptools",
+        # uvicorn's httptools protocol (it parses HTTP fast) plus `http.response.zerocopysend`, which the registry
+        # mirror uses to send warm blobs with sendfile (damselfly/zerocopy.py).
+        http=ZeroCopyHttpToolsProtocol,
         lifespan="on",
         log_level="warning",
         access_log=False,

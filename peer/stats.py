@@ -10,6 +10,7 @@ class PeerStats:
     bytes_from_upstream: int = 0
     bytes_from_peers: int = 0
     bytes_served_local: int = 0
+    bytes_served_zerocopy: int = 0  # the part of bytes_served_local sent from a complete blob with sendfile
     fallbacks: int = 0
     corrupt_pieces: int = 0
     verify_failures: int = 0
