@@ -14,12 +14,11 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.support.ports import LOOPBACK
+from tests.support.http_server import BackgroundHTTPServer
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -34,17 +33,14 @@ class ObjectRequest:
 
 
 @dataclass
-class ObjectStore:
+class ObjectStore(BackgroundHTTPServer):
     root: Path
     requests: list[ObjectRequest] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "object store not started"
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}/"
+        return f"{self.base_url}/"
 
     def registry_middleware(self) -> dict[str, Any]:
         """`extra_config` for RegistryServer: redirect blob downloads here."""
@@ -58,30 +54,8 @@ class ObjectStore:
         with self._lock:
             return list(self.requests)
 
-    def start(self) -> ObjectStore:
-        server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> ObjectStore:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def _record(self, request: ObjectRequest) -> None:
         with self._lock:

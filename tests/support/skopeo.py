@@ -13,7 +13,6 @@ the "real" registry fails too: a pull that succeeds went through the mirror.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,11 +21,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from damselfly.bench.pull import dir_pull_problems
 from tests.support.images import PushedImage
 
 DROPIN_DIR = Path("/etc/containers/registries.conf.d")
-# Files skopeo writes into a dir: target besides the blobs.
-_DIR_METADATA = {"manifest.json", "version"}
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
@@ -124,11 +122,6 @@ def mirror_dropin(
         path.unlink(missing_ok=True)
 
 
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def verify_dir_blobs(dest_dir: Path, expected: PushedImage, *, check_manifest: bool = True) -> None:
     """Check a skopeo ``dir:`` pull of ``expected``; raise AssertionError if wrong.
 
@@ -136,31 +129,9 @@ def verify_dir_blobs(dest_dir: Path, expected: PushedImage, *, check_manifest: b
     its name and have the expected size, the set of blobs must be exactly the
     image's config and layers, and, with ``check_manifest``, manifest.json must
     be byte-identical to the pushed manifest (skopeo's dir: target stores it
-    verbatim).
+    verbatim). The checks are the benchmark's, so both verify a pull alike.
     """
-    dest_dir = Path(dest_dir)
-    problems: list[str] = []
-    found: dict[str, int] = {}
-    for entry in sorted(dest_dir.iterdir()):
-        if entry.name in _DIR_METADATA or entry.name.startswith("signature-"):
-            continue
-        actual = _sha256_file(entry)
-        if actual != entry.name:
-            problems.append(f"{entry.name}: content hashes to {actual}")
-        found[entry.name] = entry.stat().st_size
-    wanted = {digest.removeprefix("sha256:"): size for digest, size in expected.blobs}
-    for name, size in wanted.items():
-        if name not in found:
-            problems.append(f"missing blob {name}")
-        elif found[name] != size:
-            problems.append(f"blob {name}: {found[name]} bytes, expected {size}")
-    for name in sorted(found.keys() - wanted.keys()):
-        problems.append(f"unexpected file {name}")
-    if check_manifest:
-        manifest = dest_dir / "manifest.json"
-        if not manifest.exists():
-            problems.append("no manifest.json")
-        elif "sha256:" + _sha256_file(manifest) != expected.manifest_digest:
-            problems.append(f"manifest.json is not {expected.manifest_digest}")
+    manifest_digest = expected.manifest_digest if check_manifest else None
+    problems = dir_pull_problems(Path(dest_dir), expected.blobs, manifest_digest)
     if problems:
         raise AssertionError(f"pull in {dest_dir} is wrong:\n  " + "\n  ".join(problems))

@@ -23,16 +23,15 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from tests.support.ports import LOOPBACK
+from tests.support.http_server import BackgroundHTTPServer
 from tests.support.tls import TestCA
 
 
@@ -44,7 +43,7 @@ class TokenRequest:
 
 
 @dataclass
-class TokenServer:
+class TokenServer(BackgroundHTTPServer):
     directory: Path
     users: dict[str, str] = field(default_factory=dict)
     public: list[str] = field(default_factory=list)
@@ -53,14 +52,11 @@ class TokenServer:
     expires_in: int = 300
     requests: list[TokenRequest] = field(default_factory=list)
     _signer: TestCA | None = None
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def realm(self) -> str:
-        assert self._server is not None, "token server not started"
-        return f"http://{LOOPBACK}:{self._server.server_address[1]}/token"
+        return f"{self.base_url}/token"
 
     def registry_auth(self) -> dict[str, Any]:
         """The registry's `auth: token:` section that trusts this server."""
@@ -72,31 +68,13 @@ class TokenServer:
             "rootcertbundle": str(self._signer.cert_path),
         }
 
-    def start(self) -> TokenServer:
+    def start(self) -> Self:
+        # Before the server answers: the handler signs every token with it.
         self._signer = TestCA.create(self.directory, common_name="damselfly test token signer")
-        server = ThreadingHTTPServer((LOOPBACK, 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> TokenServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler_for(self)
 
     def token_requests(self, account: str | None = None) -> list[TokenRequest]:
         with self._lock:
