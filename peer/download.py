@@ -33,6 +33,7 @@ from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
 from .config import PeerConfig
 from .live_tail import LiveTail
 from .partial import PartialBlob
+from .piece_buffers import PieceBuffers
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
 from .raw_http import RawHttpError
@@ -81,6 +82,7 @@ class BlobDownload:
         stats: PeerStats,
         limits: RateLimits | None = None,
         piece_slots: asyncio.Semaphore | None = None,
+        buffers: PieceBuffers | None = None,
     ) -> None:
         self.digest = digest
         self.partial = partial
@@ -93,6 +95,7 @@ class BlobDownload:
         unlimited = TokenBucket(0)
         self.limits = limits or RateLimits(unlimited, unlimited, unlimited)
         self.piece_slots = piece_slots or asyncio.Semaphore(config.max_inflight)
+        self.buffers = buffers or PieceBuffers(keep=0)
         self.result: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
@@ -314,7 +317,9 @@ class BlobDownload:
             # Storing piece i (digest, write, hash) overlaps with receiving piece i+1, so two buffers take turns:
             # a fresh 4 MiB bytearray per piece cost more (zeroing, page faults) than receiving into it.
             storing: asyncio.Task[None] | None = None
-            buffers = [bytearray(min(self.layout.piece_size, self.layout.blob_size)) for _ in range(2)]
+            buffer_size = min(self.layout.piece_size, self.layout.blob_size)
+            buffers = [self.buffers.take(buffer_size), self.buffers.take(buffer_size)]
+            reusable = False
             try:
                 async with source.open_range(start, end) as body:
                     opened = True
@@ -338,6 +343,7 @@ class BlobDownload:
                     if storing is not None:
                         await storing
                         progressed, storing = True, None
+                    reusable = True
             except (UpstreamError, RawHttpError, httpx.HTTPError) as exc:
                 if not opened:
                     # The request itself failed after the client's own retries (an error status, or no
@@ -361,6 +367,10 @@ class BlobDownload:
                     with contextlib.suppress(Exception):
                         await storing
                 self._live.stop()
+                if reusable:
+                    # Only after a clean finish: a cancelled store may still have a worker thread reading a buffer.
+                    for buffer in buffers:
+                        self.buffers.give(buffer)
 
     def _live_progress(self, filled: int) -> None:
         """More of the piece being received has arrived: wake readers right behind at its first bytes and then

@@ -18,6 +18,10 @@ BATCH_DELAY = 0.25
 # Digests go out at once, but not more than this often: at loopback speed a source digests a piece every ~15 ms,
 # and one request per piece was a fifth of its event loop; on a real link pieces come far slower than this.
 URGENT_INTERVAL = 0.05
+# While the supernode says nobody else in the swarm still needs pieces, nobody waits for the digests either: a
+# source alone (the common single pull) reports this seldom. A child that joins meanwhile gets the digests known so
+# far at once, and the rest within this interval, after which the next answer turns the urgent pace back on.
+ALONE_INTERVAL = 1.0
 
 
 class SwarmReporter:
@@ -30,6 +34,9 @@ class SwarmReporter:
         self._bad: list[str] = []
         self._dirty = asyncio.Event()
         self._urgent = False
+        # Whether other members still need pieces (the supernode says so in its answer to each report); until
+        # told otherwise, assume they do.
+        self._audience = True
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -61,9 +68,10 @@ class SwarmReporter:
         loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
+            interval = URGENT_INTERVAL if self._audience else ALONE_INTERVAL
             if not self._urgent:
                 await asyncio.sleep(BATCH_DELAY)
-            elif (wait := last_send + URGENT_INTERVAL - loop.time()) > 0:
+            elif (wait := last_send + interval - loop.time()) > 0:
                 await asyncio.sleep(wait)
             last_send = loop.time()
             self._dirty.clear()
@@ -86,10 +94,11 @@ class SwarmReporter:
             bad_parents=bad,
         )
         try:
-            await self.client.report(self.digest, request)
+            waiting = await self.client.report(self.digest, request)
         except BaseException:
             # Keep what was not delivered for the next attempt; also when `finish` cancels a send in flight, or
             # the last piece digests would be lost and children would wait for them until they stall.
             self._digests.update(digests)
             self._bad.extend(bad)
             raise
+        self._audience = waiting is None or waiting > 0

@@ -27,6 +27,7 @@ from supernode.client import JoinRefused, PeerUnknown, SupernodeClient, Supernod
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
 from .partial import PartialBlob
+from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
 from .source import RangeSource
@@ -65,6 +66,7 @@ class PeerService:
             source=TokenBucket(config.source_rate),
         )
         self.piece_slots = asyncio.Semaphore(config.max_inflight_host)
+        self.piece_buffers = PieceBuffers()
         self.upload_server = UploadServer(
             self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
         )
@@ -169,6 +171,7 @@ class PeerService:
             stats=self.stats,
             limits=self.limits,
             piece_slots=self.piece_slots,
+            buffers=self.piece_buffers,
         )
         self.downloads[key] = download
         # The download is owned by the service, not by the request: it outlives a client that disconnects.

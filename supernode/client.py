@@ -74,8 +74,11 @@ class SupernodeClient:
     async def join(self, digest: str, request: JoinRequest) -> TaskView:
         return TaskView.from_json(await self._call("POST", f"/tasks/{digest}/join", body=request.to_json()))
 
-    async def report(self, digest: str, request: ReportRequest) -> None:
-        await self._call("POST", f"/tasks/{digest}/report", body=request.to_json())
+    async def report(self, digest: str, request: ReportRequest) -> int | None:
+        """Send a member's news; returns how many other members still need pieces (None: not told)."""
+        body = await self._call("POST", f"/tasks/{digest}/report", body=request.to_json())
+        waiting = body.get("waiting") if isinstance(body, dict) else None
+        return waiting if isinstance(waiting, int) else None
 
     async def sync(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> TaskView:
         """The task as this peer sees it, once its version passes `since` or `wait` seconds pass."""

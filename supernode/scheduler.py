@@ -176,6 +176,15 @@ class Scheduler:
         if failed:
             self._leave(task, peer_id)
 
+    def waiting(self, digest: str, peer_id: str) -> int:
+        """How many members other than `peer_id` still need pieces: a source nobody waits for reports seldom."""
+        task = self.tasks.get(digest)
+        if task is None:
+            return 0
+        member = task.members.get(peer_id)
+        others = len(task.members) - task.completed_members
+        return others - (1 if member is not None and not member.done else 0)
+
     def news_for(self, digest: str, since: int, digests_from: int) -> bool:
         """Whether a member that saw version `since` and holds `digests_from` digests has news to fetch.
 

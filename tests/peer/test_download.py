@@ -15,6 +15,7 @@ from core.digest import Digest
 from core.pieces import MiB, PieceLayout
 from peer.config import PeerConfig
 from peer.download import BlobDownload, DownloadFailed
+from peer.piece_buffers import PieceBuffers
 from peer.source import ChunkedBody, RangeBody
 from peer.stats import PeerStats
 from peer.store import BlobStore
@@ -150,3 +151,32 @@ async def test_a_restart_keeps_verified_pieces_and_drops_damaged_ones(tmp_path: 
     resumed = await store.open_partial(digest, layout)
     assert resumed.has(0) and not resumed.has(1) and not resumed.has(2)
     resumed.close()
+
+
+async def test_downloads_sharing_piece_buffers_each_get_their_own_bytes(tmp_path: Path) -> None:
+    # Buffers go from one download to the next: neither the readers nor the landed blobs may see another blob's
+    # bytes, whether the downloads run one after another or at once.
+    buffers = PieceBuffers(keep=4)
+    store = BlobStore(tmp_path)
+    blobs = []
+    for seed in range(4):
+        data = hashlib.sha256(b"seed%d" % seed).digest() * (SIZE // 32)
+        blobs.append((data, Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())))
+
+    async def fetch(data: bytes, digest: Digest) -> bytes:
+        partial = await store.open_partial(digest, PieceLayout(len(data), 4 * MiB))
+        config = PeerConfig(data_dir=tmp_path, upstream_backoff=0.01)
+        async with httpx.AsyncClient() as http:
+            download = BlobDownload(
+                digest, partial, store=store, config=config, http=http, swarm=None, stats=PeerStats(), buffers=buffers
+            )
+            reader = asyncio.create_task(read_all(download, 0, len(data) - 1))
+            await download.run(MemorySource(data))
+            return await reader
+
+    assert await fetch(*blobs[0]) == blobs[0][0]
+    assert await fetch(*blobs[1]) == blobs[1][0]
+    together = await asyncio.gather(fetch(*blobs[2]), fetch(*blobs[3]))
+    assert together == [blobs[2][0], blobs[3][0]]
+    for data, digest in blobs:
+        assert store.complete_path(digest).read_bytes() == data

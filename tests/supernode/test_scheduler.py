@@ -173,3 +173,23 @@ def test_digests_are_news_at_once_in_small_swarms_and_in_batches_in_large_ones()
         assert not scheduler.news_for(DIGEST, since, 20)
         scheduler.report(DIGEST, "p1", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=3.0)
         assert scheduler.news_for(DIGEST, since, 20)
+
+
+def test_waiting_counts_the_members_that_still_need_pieces_besides_the_asker() -> None:
+    scheduler = make(3)
+    scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
+    assert scheduler.waiting(DIGEST, "p0") == 0  # a source alone: nobody waits for its digests
+    scheduler.join(DIGEST, "p1", SIZE, 0, now=1.0)
+    scheduler.join(DIGEST, "p2", SIZE, 0, now=1.0)
+    assert scheduler.waiting(DIGEST, "p0") == 2
+    everything = (1 << 3) - 1
+    digests = {i: f"{i:064x}" for i in range(3)}
+    scheduler.report(DIGEST, "p0", pieces=everything, piece_digests=digests, done=True, failed=False,
+                     bad_parents=[], now=2.0)
+    scheduler.report(DIGEST, "p1", pieces=everything, piece_digests={}, done=True, failed=False,
+                     bad_parents=[], now=2.0)
+    assert scheduler.waiting(DIGEST, "p0") == 1  # only p2 is still fetching
+    assert scheduler.waiting(DIGEST, "p2") == 0
+    scheduler.report(DIGEST, "p2", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=3.0)
+    assert scheduler.waiting(DIGEST, "p0") == 0  # p2 gave up and left
+    assert scheduler.waiting("sha256:" + "cd" * 32, "p0") == 0  # no such swarm
