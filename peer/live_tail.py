@@ -7,6 +7,8 @@ download loses nothing by taking bytes from here before their piece is stored, a
 
 from __future__ import annotations
 
+import mmap
+
 
 class LiveTail:
     def __init__(self) -> None:
@@ -14,12 +16,12 @@ class LiveTail:
         self._cut: dict[int, bytes | memoryview] = {}
         # The piece being received: where it starts in the blob, its buffer, and how much of it has arrived.
         self._buffer_start = 0
-        self._buffer: bytearray | None = None
+        self._buffer: mmap.mmap | None = None
         self.filled = 0
         # How much of it had arrived when readers were last woken (the download wakes them in steps).
         self.announced = 0
 
-    def follow(self, start: int, buffer: bytearray) -> None:
+    def follow(self, start: int, buffer: mmap.mmap) -> None:
         """From now on the piece at `start` is being received into `buffer` (from its first byte on)."""
         self._buffer_start, self._buffer = start, buffer
         self.filled = self.announced = 0
