@@ -36,7 +36,7 @@ from .partial import PartialBlob
 from .piece_buffers import PieceBuffers
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
-from .raw_http import RawHttpError
+from .raw_http import RawHttpClient, RawHttpError
 from .reporter import SwarmReporter
 from .source import RangeSource
 from .stats import PeerStats
@@ -77,7 +77,7 @@ class BlobDownload:
         *,
         store: BlobStore,
         config: PeerConfig,
-        http: httpx.AsyncClient,
+        piece_http: RawHttpClient | None = None,
         swarm: SwarmLink | None,
         stats: PeerStats,
         limits: RateLimits | None = None,
@@ -89,7 +89,11 @@ class BlobDownload:
         self.layout = partial.layout
         self.store = store
         self.config = config
-        self.http = http
+        # Pieces come from parents' upload servers (plain HTTP) through the raw client: no copies, no hashing on
+        # the event loop.
+        self.piece_http = piece_http or RawHttpClient(
+            ssl_context=None, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+        )
         self.swarm = swarm
         self.stats = stats
         unlimited = TokenBucket(0)
@@ -398,7 +402,7 @@ class BlobDownload:
         self._reporter = SwarmReporter(client, str(self.digest), peer_id)
         self._reporter.mask = self.partial.mask
         self._reporter.start()
-        inflight: dict[asyncio.Task[bytes], tuple[int, str]] = {}
+        inflight: dict[asyncio.Task[memoryview], tuple[int, str]] = {}
         per_parent: dict[str, int] = {}
         sync: asyncio.Task[TaskView] | None = None
         unreachable = 0
@@ -454,7 +458,7 @@ class BlobDownload:
         return JoinRequest(self.swarm.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
 
     def _schedule(
-        self, view: TaskView, inflight: dict[asyncio.Task[bytes], tuple[int, str]], per_parent: dict[str, int]
+        self, view: TaskView, inflight: dict[asyncio.Task[memoryview], tuple[int, str]], per_parent: dict[str, int]
     ) -> None:
         """Start fetches for the lowest missing pieces whose digests are known, spread over the parents."""
         parents = [p for p in view.parents if p.peer_id not in self._bad_parents]
@@ -473,10 +477,10 @@ class BlobDownload:
             task = asyncio.create_task(self._fetch_limited(parent, index, piece_digest))
             inflight[task] = (index, parent.peer_id)
 
-    async def _fetch_limited(self, parent: ParentInfo, index: int, piece_digest: str) -> bytes:
+    async def _fetch_limited(self, parent: ParentInfo, index: int, piece_digest: str) -> memoryview:
         await self.limits.download.consume(self.layout.length(index))
         return await fetch_piece(
-            self.http,
+            self.piece_http,
             parent.url,
             str(self.digest),
             index,
@@ -484,8 +488,6 @@ class BlobDownload:
             expected_sha256=piece_digest,
             wait=self.config.piece_wait,
             join_token=self.config.join_token,
-            connect_timeout=self.config.connect_timeout,
-            read_timeout=self.config.read_timeout,
             body_slots=self.piece_slots,
         )
 
@@ -503,7 +505,7 @@ class BlobDownload:
                 best, chosen = key, parent
         return chosen
 
-    async def _piece_outcome(self, task: asyncio.Task[bytes], index: int, parent_id: str) -> bool:
+    async def _piece_outcome(self, task: asyncio.Task[memoryview], index: int, parent_id: str) -> bool:
         """Handle one finished piece fetch; True if it brought a piece."""
         try:
             data = task.result()
@@ -514,7 +516,7 @@ class BlobDownload:
             return False
         except PieceUnavailable:
             return False
-        except (httpx.HTTPError, OSError) as exc:
+        except (RawHttpError, OSError) as exc:
             log.info("parent %s failed for piece %d: %r", parent_id, index, exc)
             self._drop_parent(parent_id)
             return False

@@ -201,12 +201,15 @@ class RawHttpClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
 
-    async def get(self, url: str, headers: Sequence[tuple[bytes, bytes]]) -> RawResponse:
+    async def get(
+        self, url: str, headers: Sequence[tuple[bytes, bytes]], *, head_timeout: float | None = None
+    ) -> RawResponse:
         """GET `url`, following redirects; `Authorization` is dropped once a redirect leaves the origin (as
-        httpx does), since object storage must not see the registry's credentials."""
+        httpx does), since object storage must not see the registry's credentials. The response head must come
+        within `head_timeout` (default: the read timeout); the body then may pause for at most the read timeout."""
         current = httpx.URL(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = await self._get_once(current, headers)
+            response = await self._get_once(current, headers, head_timeout or self.read_timeout)
             location = response.headers.get("location")
             if response.status_code not in REDIRECT_STATUSES or not location:
                 return response
@@ -217,7 +220,9 @@ class RawHttpClient:
             current = following
         raise RawHttpError(f"more than {MAX_REDIRECTS} redirects")
 
-    async def _get_once(self, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]]) -> RawResponse:
+    async def _get_once(
+        self, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]], head_timeout: float
+    ) -> RawResponse:
         if url.scheme not in ("http", "https"):
             raise RawHttpError(f"cannot fetch {url.scheme!r} URLs")
         https = url.scheme == "https"
@@ -243,10 +248,10 @@ class RawHttpClient:
             assert protocol.transport is not None
             protocol.transport.write(request)
             try:
-                async with asyncio.timeout(self.read_timeout):
+                async with asyncio.timeout(head_timeout):
                     head = await protocol.head
             except TimeoutError as exc:
-                raise RawHttpError(f"no response from {host}:{port} in {self.read_timeout:.0f}s") from exc
+                raise RawHttpError(f"no response from {host}:{port} in {head_timeout:.0f}s") from exc
             status, response_headers = _parse_head(head)
         except BaseException:
             protocol.close()

@@ -30,6 +30,7 @@ from .partial import PartialBlob
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
+from .raw_http import RawHttpClient
 from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore
@@ -67,6 +68,9 @@ class PeerService:
         )
         self.piece_slots = asyncio.Semaphore(config.max_inflight_host)
         self.piece_buffers = PieceBuffers()
+        self.piece_http = RawHttpClient(
+            ssl_context=None, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+        )
         self.upload_server = UploadServer(
             self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
         )
@@ -166,7 +170,7 @@ class PeerService:
             partial,
             store=self.store,
             config=self.config,
-            http=self.http,
+            piece_http=self.piece_http,
             swarm=swarm,
             stats=self.stats,
             limits=self.limits,

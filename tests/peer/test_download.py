@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.digest import Digest
@@ -55,14 +54,13 @@ class MemorySource:
             yield bytes(chunk)
 
 
-async def make_download(root: Path, data: bytes, digest: Digest) -> tuple[BlobDownload, BlobStore, httpx.AsyncClient]:
+async def make_download(root: Path, data: bytes, digest: Digest) -> tuple[BlobDownload, BlobStore]:
     store = BlobStore(root)
     layout = PieceLayout(len(data), 4 * MiB)
     partial = await store.open_partial(digest, layout)
-    http = httpx.AsyncClient()
     config = PeerConfig(data_dir=root, upstream_backoff=0.01)
-    download = BlobDownload(digest, partial, store=store, config=config, http=http, swarm=None, stats=PeerStats())
-    return download, store, http
+    download = BlobDownload(digest, partial, store=store, config=config, swarm=None, stats=PeerStats())
+    return download, store
 
 
 def blob() -> tuple[bytes, Digest]:
@@ -76,19 +74,18 @@ async def read_all(download: BlobDownload, start: int, end: int) -> bytes:
 
 async def test_a_good_blob_lands_and_reads_back(tmp_path: Path) -> None:
     data, digest = blob()
-    download, store, http = await make_download(tmp_path, data, digest)
+    download, store = await make_download(tmp_path, data, digest)
     source = MemorySource(data)
     reader = asyncio.create_task(read_all(download, 0, len(data) - 1))
     await download.run(source)
     assert await reader == data
     assert store.complete_path(digest).read_bytes() == data
     assert not list(store.partial_dir.iterdir())
-    await http.aclose()
 
 
 async def test_a_corrupt_upstream_never_lands_and_the_reader_never_gets_the_end(tmp_path: Path) -> None:
     data, digest = blob()
-    download, store, http = await make_download(tmp_path, data, digest)
+    download, store = await make_download(tmp_path, data, digest)
     received = bytearray()
 
     async def reader() -> None:
@@ -103,12 +100,11 @@ async def test_a_corrupt_upstream_never_lands_and_the_reader_never_gets_the_end(
     assert len(received) < len(data)
     assert store.stat(digest) is None
     assert not list(store.partial_dir.iterdir())
-    await http.aclose()
 
 
 async def test_the_last_piece_waits_for_the_whole_blob(tmp_path: Path) -> None:
     data, digest = blob()
-    download, _, http = await make_download(tmp_path, data, digest)
+    download, _ = await make_download(tmp_path, data, digest)
     source = MemorySource(data)
     source.gate.clear()  # the upstream stalls after the first piece
     running = asyncio.create_task(download.run(source))
@@ -120,18 +116,16 @@ async def test_the_last_piece_waits_for_the_whole_blob(tmp_path: Path) -> None:
     source.gate.set()
     assert await tail == data[-10:]
     await running
-    await http.aclose()
 
 
 async def test_a_broken_body_resumes_with_a_range_from_the_missing_piece(tmp_path: Path) -> None:
     data, digest = blob()
-    download, store, http = await make_download(tmp_path, data, digest)
+    download, store = await make_download(tmp_path, data, digest)
     source = MemorySource(data, fail_after=6 * MiB)
     await download.run(source)
     assert store.complete_path(digest).read_bytes() == data
     # First the whole blob, then only from the piece the break interrupted (piece 1 starts at 4 MiB).
     assert source.ranges == [(0, len(data) - 1), (4 * MiB, len(data) - 1)]
-    await http.aclose()
 
 
 async def test_a_restart_keeps_verified_pieces_and_drops_damaged_ones(tmp_path: Path) -> None:
@@ -166,13 +160,12 @@ async def test_downloads_sharing_piece_buffers_each_get_their_own_bytes(tmp_path
     async def fetch(data: bytes, digest: Digest) -> bytes:
         partial = await store.open_partial(digest, PieceLayout(len(data), 4 * MiB))
         config = PeerConfig(data_dir=tmp_path, upstream_backoff=0.01)
-        async with httpx.AsyncClient() as http:
-            download = BlobDownload(
-                digest, partial, store=store, config=config, http=http, swarm=None, stats=PeerStats(), buffers=buffers
-            )
-            reader = asyncio.create_task(read_all(download, 0, len(data) - 1))
-            await download.run(MemorySource(data))
-            return await reader
+        download = BlobDownload(
+            digest, partial, store=store, config=config, swarm=None, stats=PeerStats(), buffers=buffers
+        )
+        reader = asyncio.create_task(read_all(download, 0, len(data) - 1))
+        await download.run(MemorySource(data))
+        return await reader
 
     assert await fetch(*blobs[0]) == blobs[0][0]
     assert await fetch(*blobs[1]) == blobs[1][0]
