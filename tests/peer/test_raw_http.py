@@ -204,3 +204,19 @@ async def test_nobody_listening_is_an_error() -> None:
 async def test_header_injection_is_refused() -> None:
     with pytest.raises(RawHttpError, match="line break"):
         await client().get("http://127.0.0.1:9/b", [(b"Authorization", b"x\r\nHost: evil")])
+
+
+async def test_the_response_head_has_its_own_timeout() -> None:
+    # A parent holds a piece request until it has the piece: the head may take longer than a body may pause,
+    # but not for ever.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(3)
+
+    server, url = await serve(silent)
+    async with server:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(RawHttpError, match="no response"):
+            await client(read_timeout=30.0).get(url + "/b", [], head_timeout=0.3)
+        assert loop.time() - started < 2.0
