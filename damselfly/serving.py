@@ -21,6 +21,11 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Linux copies TCP_NODELAY to accepted connections. asyncio sets it itself only on sockets created with protocol
+    # IPPROTO_TCP, which this one is not; without it every small answer on a kept-alive connection (a JSON view, a
+    # manifest, an OCI error) waited for the client's delayed ACK, because uvicorn writes head and body separately:
+    # 40 ms each (docs/benchmarks.md, the supernode's HTTP layer).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
@@ -37,6 +38,8 @@ class Member:
     parents: list[str] = field(default_factory=list)
     # The swarm's membership version when parents were last chosen: no need to look again until it moves.
     chosen_at: int = -1
+    # The swarm's version at the last change that concerned this member: its parents, or parents it lacks.
+    version: int = 0
 
 
 @dataclass(slots=True)
@@ -50,8 +53,14 @@ class Task:
     members: dict[str, Member] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     next_rank: int = 1
-    # Moves on what changes members' parents (a member leaves, finishes, is blocked; a new source).
+    # Moves on what changes members' parents (a member leaves, finishes, is blocked; a new source). A member's view
+    # carries the version of the last change that concerned it (`Member.version`) or everyone (`everyone`): a
+    # member that finishes does not concern children whose parents are all fine, and in a swarm of a thousand,
+    # waking everyone for each of a thousand members that finish is a million views.
     version: int = 0
+    everyone: int = 0
+    # Members with fewer parents than they ask for: a member that finishes or leaves may give them one.
+    short: set[str] = field(default_factory=set)
     # How many piece digests from the start are known: what children wait for as the source goes.
     known_prefix: int = 0
     # Moves when members leave or finish, or a source is promoted: the only events that can offer a child new
@@ -87,6 +96,8 @@ class Scheduler:
         self.peers: dict[str, PeerRecord] = {}
         self.tasks: dict[str, Task] = {}
         self.decisions = 0
+        # Long-polls to wake since `take_wakes` was last asked: by swarm, the members concerned (None: all).
+        self._wakes: dict[str, set[str] | None] = {}
 
     # --- hosts -------------------------------------------------------------------------------------
 
@@ -164,8 +175,12 @@ class Scheduler:
             for index, piece_digest in piece_digests.items():
                 if 0 <= index < task.layout.count and not task.piece_digests[index]:
                     task.piece_digests[index] = piece_digest
+            known = task.known_prefix
             while task.known_prefix < task.layout.count and task.piece_digests[task.known_prefix]:
                 task.known_prefix += 1
+            if task.known_prefix != known:
+                # New digests are news for every member that lacks them (`news_for` says which).
+                self._wakes[digest] = None
         member.pieces |= pieces & task.complete_mask
         if done and member.pieces == task.complete_mask:
             self._mark_done(task, member)
@@ -185,14 +200,16 @@ class Scheduler:
         others = len(task.members) - task.completed_members
         return others - (1 if member is not None and not member.done else 0)
 
-    def news_for(self, digest: str, since: int, digests_from: int) -> bool:
+    def news_for(self, digest: str, peer_id: str, since: int, digests_from: int) -> bool:
         """Whether a member that saw version `since` and holds `digests_from` digests has news to fetch.
 
         Digests are handed out in batches that grow with the swarm, so that a swarm of thousands is not woken
-        once per piece: with up to a thousand members every new digest is news at once.
+        once per piece: with up to a thousand members every new digest is news at once. One that is no member
+        (any more) has news at once: that it must join.
         """
         task = self._task(digest)
-        if task.version > since:
+        member = task.members.get(peer_id)
+        if member is None or max(member.version, task.everyone) > since:
             return True
         count = task.layout.count
         if digests_from >= count:
@@ -200,10 +217,11 @@ class Scheduler:
         batch = min(8, 1 + len(task.members) // 1000)
         return task.known_prefix >= min(digests_from + batch, count)
 
-    def progress(self, digest: str) -> tuple[int, int]:
-        """(version, known digests): what waiting members may be interested in."""
-        task = self._task(digest)
-        return task.version, task.known_prefix
+    def take_wakes(self) -> dict[str, set[str] | None]:
+        """The long-polls to wake for what changed since the last call: by swarm, its members concerned (None:
+        every member; each then asks `news_for`)."""
+        wakes, self._wakes = self._wakes, {}
+        return wakes
 
     def view(self, digest: str, peer_id: str, now: float, digests_from: int = 0) -> TaskView:
         self._peer(peer_id, now)
@@ -228,7 +246,7 @@ class Scheduler:
             piece_size=task.layout.piece_size,
             piece_digests=task.piece_digests[max(digests_from, 0) :],
             parents=parents,
-            version=task.version,
+            version=max(member.version, task.everyone),
             source_alive=task.source is not None,
             digests_from=max(digests_from, 0),
         )
@@ -258,16 +276,17 @@ class Scheduler:
         member.rank = -float(task.version + 1)
         self._set_parents(task, member, [])
         self.decisions += 1
-        task.version += 1
         task.membership += 1
+        self._touch_everyone(task)
 
     def _mark_done(self, task: Task, member: Member) -> None:
         if not member.done:
             member.done = True
             task.completed_members += 1
             task.membership += 1
-            task.version += 1
             self._set_parents(task, member, [])
+            # It can now be anyone's parent: news for those short of parents only.
+            self._touch(task, [member.peer_id, *task.short])
         if task.source == member.peer_id:
             task.source = None
 
@@ -284,13 +303,47 @@ class Scheduler:
         self._set_parents(task, member, [])
         if member.done:
             task.completed_members -= 1
-        if task.source == peer_id:
-            task.source = None
         task.membership += 1
-        for child_id in list(task.children.get(peer_id, ())):
+        orphans = list(task.children.get(peer_id, ()))
+        for child_id in orphans:
             other = task.members[child_id]
             self._set_parents(task, other, [p for p in other.parents if p != peer_id])
+        if task.source == peer_id:
+            # Every member must hear of it: the first to ask is made the source.
+            task.source = None
+            self._touch_everyone(task)
+        else:
+            # Its children lost a parent; its own parents have room for one more child.
+            self._touch(task, [*orphans, *task.short])
+
+    def _touch(self, task: Task, peer_ids: Iterable[str]) -> None:
+        """A change that concerns these members: their views move to a new version, their long-polls wake."""
         task.version += 1
+        woken = self._wakes.get(task.digest, set())
+        for peer_id in peer_ids:
+            member = task.members.get(peer_id)
+            if member is not None:
+                member.version = task.version
+                if woken is not None:
+                    woken.add(peer_id)
+        self._wakes[task.digest] = woken
+
+    def _touch_everyone(self, task: Task) -> None:
+        task.version += 1
+        task.everyone = task.version
+        self._wakes[task.digest] = None
+
+    def _note_short(self, task: Task, member: Member) -> None:
+        short = (
+            not member.done
+            and member.peer_id != task.source
+            and task.members.get(member.peer_id) is member
+            and len(member.parents) < self.config.parents_per_child
+        )
+        if short:
+            task.short.add(member.peer_id)
+        else:
+            task.short.discard(member.peer_id)
 
     def _drop_task(self, digest: str) -> None:
         del self.tasks[digest]
@@ -311,6 +364,7 @@ class Scheduler:
         for parent in parents:
             task.load[parent] = task.load.get(parent, 0) + 1
             task.children.setdefault(parent, set()).add(member.peer_id)
+        self._note_short(task, member)
 
     def _choose_parents(self, task: Task, child: Member) -> None:
         """Keep the parents that are still fit and top up with the best others."""
@@ -334,6 +388,8 @@ class Scheduler:
         if chosen != child.parents:
             self._set_parents(task, child, chosen)
             self.decisions += 1
+        else:
+            self._note_short(task, child)  # a newcomer that found nobody yet
 
     def _candidate_ids(self, task: Task) -> list[str]:
         """Whom to consider as parents: everyone in a small swarm, a random sample in a large one.

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from core.digest import Digest, InvalidDigest
 
@@ -28,119 +26,85 @@ from .api import (
     ReportRequest,
     hex_to_mask,
 )
+from .asgi import JSON_TYPE, NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SchedulerConfig, SupernodeConfig
+from .notifier import TaskNotifier
 from .scheduler import Scheduler, UnknownPeer, UnknownTask
 
-MAX_BODY = 1 << 20
-Handler = Callable[[Request], Awaitable[Response]]
+TOKEN = TOKEN_HEADER.lower().encode()
 
 
-class TaskNotifier:
-    """Wakes the sync requests waiting on a task when its version or its known digests move."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, asyncio.Event] = {}
-
-    def notify(self, digest: str) -> None:
-        event = self._events.pop(digest, None)
-        if event is not None:
-            event.set()
-
-    def notify_all(self) -> None:
-        for digest in list(self._events):
-            self.notify(digest)
-
-    async def wait(self, digest: str, timeout: float) -> None:
-        event = self._events.setdefault(digest, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> Starlette:
+def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
     scheduler = scheduler or Scheduler(config.scheduler or SchedulerConfig())
     notifier = TaskNotifier()
     metrics = CollectorRegistry()
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
     tasks_gauge = Gauge("damselfly_supernode_tasks", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
+    token = config.join_token.encode()
 
-    def guarded(handler: Handler) -> Handler:
+    def guarded(handler: Handler, param: str = "") -> Endpoint:
         """Join-token check and translation of domain errors into HTTP answers."""
 
-        async def wrapped(request: Request) -> Response:
-            if config.join_token:
-                offered = request.headers.get(TOKEN_HEADER, "")
-                if not hmac.compare_digest(offered.encode(), config.join_token.encode()):
-                    return _error(401, "a valid join token is required")
+        async def wrapped(call: Call) -> Answer:
+            if token and not hmac.compare_digest(call.header(TOKEN).encode(), token):
+                return error_answer(401, "a valid join token is required")
             try:
-                return await handler(request)
+                return await handler(call)
             except BadRequest as exc:
-                return _error(400, str(exc))
+                return error_answer(400, str(exc))
             except InvalidDigest as exc:
-                return _error(400, str(exc))
+                return error_answer(400, str(exc))
             except UnknownPeer:
-                return _error(410, "unknown peer: register again")
+                return error_answer(410, "unknown peer: register again")
             except UnknownTask:
-                return _error(404, "unknown task: join first")
+                return error_answer(404, "unknown task: join first")
             except ClientDisconnect:
                 # The caller hung up mid-body: nobody is left to answer, and it is no server error.
-                return _error(400, "client disconnected")
+                return error_answer(400, "client disconnected")
 
-        return wrapped
+        return Endpoint(wrapped, param)
 
-    async def body_of(request: Request) -> dict[str, Any]:
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY:
-                raise BadRequest("body too large")
-        try:
-            body = json.loads(raw) if raw else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest("body is not JSON") from exc
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        return body
+    def digest_of(call: Call) -> str:
+        return str(Digest.parse(call.param))
 
-    def digest_of(request: Request) -> str:
-        return str(Digest.parse(request.path_params["digest"]))
-
-    async def register(request: Request) -> Response:
-        req = RegisterRequest.parse(await body_of(request))
-        host = req.advertise_host or (request.client.host if request.client else "127.0.0.1")
+    async def register(call: Call) -> Answer:
+        req = RegisterRequest.parse(await call.json())
+        client = call.scope.get("client")
+        host = req.advertise_host or (client[0] if client else "127.0.0.1")
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         url = f"http://{host}:{req.upload_port}"
         scheduler.register(req.peer_id, url, req.labels, time.monotonic())
-        response = RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval)
-        return JSONResponse(response.to_json())
+        return json_answer(RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval).to_json())
 
-    async def heartbeat(request: Request) -> Response:
-        scheduler.heartbeat(request.path_params["peer_id"], time.monotonic())
-        return Response(status_code=204)
+    def wake_waiters() -> None:
+        """Wake the long-polls that what the scheduler just did concerns."""
+        for digest, members in scheduler.take_wakes().items():
+            if members is None:
+                notifier.notify(digest)
+            else:
+                notifier.notify_members(digest, members)
 
-    async def leave(request: Request) -> Response:
-        scheduler.remove_peer(request.path_params["peer_id"])
-        notifier.notify_all()
-        return Response(status_code=204)
+    async def heartbeat(call: Call) -> Answer:
+        scheduler.heartbeat(call.param, time.monotonic())
+        return NO_CONTENT
 
-    async def join(request: Request) -> Response:
-        digest = digest_of(request)
-        req = JoinRequest.parse(await body_of(request))
-        before = scheduler.progress(digest) if digest in scheduler.tasks else None
+    async def leave(call: Call) -> Answer:
+        scheduler.remove_peer(call.param)
+        wake_waiters()
+        return NO_CONTENT
+
+    async def join(call: Call) -> Answer:
+        digest = digest_of(call)
+        req = JoinRequest.parse(await call.json())
         view = scheduler.join(digest, req.peer_id, req.size, hex_to_mask(req.pieces), time.monotonic())
-        if scheduler.progress(digest) != before:
-            notifier.notify(digest)
-        return JSONResponse(view.to_json())
+        wake_waiters()
+        return json_answer(view.to_json())
 
-    async def report(request: Request) -> Response:
-        digest = digest_of(request)
-        req = ReportRequest.parse(await body_of(request))
-        before = scheduler.progress(digest)
+    async def report(call: Call) -> Answer:
+        digest = digest_of(call)
+        req = ReportRequest.parse(await call.json())
         scheduler.report(
             digest,
             req.peer_id,
@@ -151,25 +115,34 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
             bad_parents=req.bad_parents,
             now=time.monotonic(),
         )
-        if scheduler.progress(digest) != before:
-            notifier.notify(digest)
-        return Response(status_code=204)
+        wake_waiters()
+        task = scheduler.tasks.get(digest)
+        if task is None or task.source != req.peer_id:
+            # Children's piece counts are the most frequent request of all; what follows is news for sources only,
+            # and a peer told nothing assumes others wait (peer/reporter.py).
+            return NO_CONTENT
+        # How many others still need pieces: a source nobody waits for reports its digests seldom (peer/reporter.py).
+        return Answer(200, b'{"waiting":%d}' % scheduler.waiting(digest, req.peer_id), JSON_TYPE)
 
-    async def view(request: Request) -> Response:
-        digest = digest_of(request)
-        peer_id = request.query_params.get("peer_id", "")
+    async def view(call: Call) -> Answer:
+        digest = digest_of(call)
+        query = call.query()
+        peer_id = query.get("peer_id", "")
         try:
-            since = int(request.query_params.get("since", "-1"))
-            digests_from = int(request.query_params.get("from", "0"))
-            wait = min(max(float(request.query_params.get("wait", "0")), 0.0), config.sync_wait)
+            since = int(query.get("since", "-1"))
+            digests_from = int(query.get("from", "0"))
+            wait = min(max(float(query.get("wait", "0")), 0.0), config.sync_wait)
         except ValueError as exc:
             raise BadRequest("'since' and 'wait' must be numbers") from exc
         deadline = time.monotonic() + wait
-        while not scheduler.news_for(digest, since, digests_from) and (left := deadline - time.monotonic()) > 0:
-            await notifier.wait(digest, left)
-        return JSONResponse(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
+        # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
+        while not scheduler.news_for(digest, peer_id, since, digests_from):
+            if not (left := deadline - time.monotonic()) > 0:
+                break
+            await notifier.wait(digest, peer_id, left)
+        return json_answer(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 
-    async def list_tasks(request: Request) -> Response:
+    async def list_tasks(call: Call) -> Answer:
         tasks = [
             {
                 "digest": t.digest,
@@ -181,19 +154,19 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
             }
             for t in scheduler.tasks.values()
         ]
-        return JSONResponse({"tasks": tasks})
+        return json_answer({"tasks": tasks})
 
-    async def list_peers(request: Request) -> Response:
+    async def list_peers(call: Call) -> Answer:
         peers = [{"peer_id": p.peer_id, "url": p.url, "labels": p.labels} for p in scheduler.peers.values()]
-        return JSONResponse({"peers": peers})
+        return json_answer({"peers": peers})
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    async def healthz(call: Call) -> Answer:
+        return json_answer({"status": "ok"})
 
-    async def metrics_endpoint(request: Request) -> Response:
+    async def metrics_endpoint(call: Call) -> Answer:
         peers_gauge.set(len(scheduler.peers))
         tasks_gauge.set(len(scheduler.tasks))
-        return Response(generate_latest(metrics), media_type="text/plain; version=0.0.4")
+        return Answer(200, generate_latest(metrics), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def expiry_loop() -> None:
         while True:
@@ -201,7 +174,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
             dead = scheduler.expire(time.monotonic())
             if dead:
                 expired.inc(len(dead))
-                notifier.notify_all()
+            wake_waiters()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -214,19 +187,28 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> S
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    heartbeat_endpoint = guarded(heartbeat, "peer_id")
+    join_endpoint, report_endpoint, view_endpoint = (guarded(h, "digest") for h in (join, report, view))
     p = API_PREFIX
     routes = [
-        Route("/healthz", healthz),
-        Route("/metrics", metrics_endpoint),
+        Route("/healthz", Endpoint(healthz), methods=["GET"]),
+        Route("/metrics", Endpoint(metrics_endpoint), methods=["GET"]),
         Route(f"{p}/peers", guarded(register), methods=["POST"]),
         Route(f"{p}/peers", guarded(list_peers), methods=["GET"]),
-        Route(f"{p}/peers/{{peer_id}}/heartbeat", guarded(heartbeat), methods=["POST"]),
-        Route(f"{p}/peers/{{peer_id}}", guarded(leave), methods=["DELETE"]),
+        Route(f"{p}/peers/{{peer_id}}/heartbeat", heartbeat_endpoint, methods=["POST"]),
+        Route(f"{p}/peers/{{peer_id}}", guarded(leave, "peer_id"), methods=["DELETE"]),
         Route(f"{p}/tasks", guarded(list_tasks), methods=["GET"]),
-        Route(f"{p}/tasks/{{digest}}/join", guarded(join), methods=["POST"]),
-        Route(f"{p}/tasks/{{digest}}/report", guarded(report), methods=["POST"]),
-        Route(f"{p}/tasks/{{digest}}/view", guarded(view), methods=["GET"]),
+        Route(f"{p}/tasks/{{digest}}/join", join_endpoint, methods=["POST"]),
+        Route(f"{p}/tasks/{{digest}}/report", report_endpoint, methods=["POST"]),
+        Route(f"{p}/tasks/{{digest}}/view", view_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.scheduler = scheduler
-    return app
+    # The frequent requests skip Starlette's layers; the routes above still define what each path does.
+    fast = {
+        ("POST", "peers", "heartbeat"): heartbeat_endpoint,
+        ("POST", "tasks", "join"): join_endpoint,
+        ("POST", "tasks", "report"): report_endpoint,
+        ("GET", "tasks", "view"): view_endpoint,
+    }
+    return FastPath(app, fast)

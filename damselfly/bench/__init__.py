@@ -10,5 +10,7 @@ Modules, one concept each:
 - `pull`: skopeo on every host at once, timed and verified.
 - `cluster`: the three pull-storm scenarios; `loopback`: the one-host figures.
 - `simulate`, `sim_model`, `sim_memory`: the scheduler simulation.
-- `results`, `report`, `sim_report`, `machine`: figures, Markdown, and the machine they were measured on.
+- `sn_bench`: one real supernode process under HTTP load (`bench --scenarios supernode`), driven by `sn_load`
+  (simulated peers in one process) over `http1` (a lean keep-alive HTTP/1.1 client).
+- `results`, `report`, `sim_report`, `sn_report`, `machine`: figures, Markdown, and the machine they were measured on.
 """

@@ -22,6 +22,8 @@ from .procs import CommandFailed
 from .report import cluster_markdown, loopback_markdown, update_section
 from .sim_report import simulate_markdown
 from .simulate import SimSettings, simulate
+from .sn_bench import QUICK, SupernodeBench, SupernodeBenchSettings
+from .sn_report import supernode_markdown
 
 COMMANDS = ("bench", "simulate")
 # Root-owned by default (the cluster benchmark runs as root): no shared /tmp paths.
@@ -39,7 +41,8 @@ def add_commands(commands: Any) -> None:
     bench.add_argument(
         "--scenarios",
         default="a,b,c,loopback",
-        help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: all)",
+        help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: these four), "
+        "supernode (one supernode process under the peers' HTTP load; not in the default)",
     )
     bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
     bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")
@@ -63,6 +66,10 @@ def add_commands(commands: Any) -> None:
     sim.add_argument("--window", type=float, default=defaults.window, help="seconds over which hosts start pulling")
     sim.add_argument("--churn", type=float, default=defaults.churn, help="share of hosts that die mid-pull")
     sim.add_argument("--sequential", action="store_true", help="pull an image's blobs one by one (like skopeo)")
+    sim.add_argument(
+        "--report-interval", type=float, default=defaults.report_interval,
+        help=f"least seconds between a child's piece-count reports (default {defaults.report_interval:g}, the peers')",
+    )
     sim.add_argument("--seed", type=int, default=defaults.seed)
     sim.add_argument("--profile", action="store_true", help="run under cProfile and report the hottest functions")
     sim.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
@@ -105,7 +112,7 @@ def bench(args: argparse.Namespace) -> int:
         log(f"removed {len(removed)} abandoned namespaces" + (f": {', '.join(removed)}" if removed else ""))
         return 0
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(scenarios) - {*SCENARIOS, "loopback"}
+    unknown = set(scenarios) - {*SCENARIOS, "loopback", "supernode"}
     if unknown:
         print(f"damselfly bench: unknown scenarios {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -139,6 +146,11 @@ def bench(args: argparse.Namespace) -> int:
         loop_report = LoopbackBench(loop_settings, workdir, log).run()
         results["loopback"] = _dump(loop_report)
         update_section(output, "bench-loopback", loopback_markdown(loop_report, command_line(args), host))
+    if "supernode" in scenarios:
+        sn_settings = QUICK if args.quick else SupernodeBenchSettings(repeat=repeat)
+        sn_report = SupernodeBench(sn_settings, workdir, log).run()
+        results["supernode"] = _dump(sn_report)
+        update_section(output, "bench-supernode", supernode_markdown(sn_report, command_line(args), host))
     _write_json(args.json, results)
     log(f"results written to {output}")
     return 0 if _all_digests_ok(results) else 1
@@ -153,11 +165,14 @@ def simulate_command(args: argparse.Namespace) -> int:
         window=args.window,
         churn=args.churn,
         sequential=args.sequential,
+        report_interval=args.report_interval,
         seed=args.seed,
     )
     report = simulate(settings, profile=args.profile, log=log)
     # Variants get sections of their own, so the default figures are never replaced by a profiled run's.
     section = "simulate" + ("-sequential" if args.sequential else "") + ("-profile" if args.profile else "")
+    if settings.report_interval != SimSettings().report_interval:
+        section += f"-report-{settings.report_interval:g}s"
     update_section(Path(args.output), section, simulate_markdown(report, command_line(args), machine()))
     _write_json(args.json, {"simulate": _dump(report)})
     log(f"results written to {args.output}")
@@ -183,5 +198,8 @@ def _write_json(path: str, results: dict[str, Any]) -> None:
 
 
 def _all_digests_ok(results: dict[str, Any]) -> bool:
-    # The loopback part raises on a wrong blob; the cluster part reports per scenario, so the exit code says it.
-    return all(s["digests_ok"] for s in results.get("cluster", {}).get("scenarios", []))
+    # The loopback part raises on a wrong blob; the cluster part reports per scenario, so the exit code says it, as
+    # it does for a supernode that did not answer a request as the API promises or left a child without a digest.
+    supernode = results.get("supernode", {"errors": 0, "undelivered": 0})
+    cluster_ok = all(s["digests_ok"] for s in results.get("cluster", {}).get("scenarios", []))
+    return cluster_ok and supernode["errors"] == 0 and supernode["undelivered"] == 0

@@ -23,6 +23,9 @@ class SimSettings:
     churn: float = 0.01
     # Pull an image's blobs one after another (skopeo) instead of all at once (containerd, podman).
     sequential: bool = False
+    # Least time between two piece-count reports of a child (peer/reporter.py batches them for 0.25 s; a source's
+    # digests and a last `done` go out at once whatever this is).
+    report_interval: float = 0.25
     seed: int = 1
     host_mbit: int = 1000
     # The upstream registry's link, shared by every source.
@@ -62,9 +65,8 @@ class Download:
     seen_version: int = -1
     # Piece digests known from the start of the blob, as the peer tells the supernode when it syncs.
     digests_known: int = 0
-    # The swarm's progress (version, known digests) when this child last looked: a change wakes its sync.
-    seen_progress: tuple[int, int] = (-1, -1)
     last_view: float = 0.0
+    last_report: float = float("-inf")
     last_progress: float = 0.0
     # Fractional pieces earned by the link but not yet taken.
     credit: float = 0.0

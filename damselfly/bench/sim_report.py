@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .machine import Machine
 from .report import stamp
+from .sim_model import SimSettings
 from .simulate import SimReport
 
 
@@ -12,9 +13,14 @@ def simulate_markdown(report: SimReport, command: str, host: Machine) -> str:
     m = report.memory
     members = report.downloads
     order = "one blob after another (like skopeo)" if s.sequential else "all at once (like containerd)"
+    reports = (
+        "" if s.report_interval == SimSettings().report_interval
+        else f", children reporting their pieces at most every {s.report_interval:g} s"
+    )
     lines = [
         f"### Scheduler at scale: {s.hosts:,} simulated hosts, {s.swarms} swarms, "
         + ("blobs one at a time" if s.sequential else "layers pulled at once")
+        + reports
         + (", under cProfile (call times inflated by the profiler)" if report.profile else ""),
         "",
         stamp(command, host),

@@ -6,9 +6,10 @@ time (the reporter's batching delay):
 - each download joins its blob's swarm; the source pulls pieces from the upstream (whose link all sources
   share), children take pieces their parents hold whose digests the source has published, at their link's rate;
 - every member with news reports it once per step (the source with its piece digests); a finished one reports done;
-- a waiting child is woken when its swarm's progress moves, as the server's long-poll sync is; it asks
-  `news_for` and, if there is news (or 5 s passed), takes a view; it can only fetch pieces whose digests it
-  has seen in a view; a child without progress for 20 s falls back to the upstream, as real peers do;
+- a waiting child is woken as the server's long-poll sync is (by new digests, or by a change that concerns it:
+  `Scheduler.take_wakes`); it asks `news_for` and, if there is news (or 5 s passed), takes a view; it can only
+  fetch pieces whose digests it has seen in a view; a child without progress for 20 s falls back to the
+  upstream, as real peers do;
 - hosts heartbeat every 2 s; `expire` runs every second; a share of hosts (`churn`) dies mid-pull, and children
   report a dead parent as bad, as a failed piece fetch makes them do.
 Bursts of changes within one step are coalesced into one wake-up per waiting child, so real peers (whose round
@@ -267,8 +268,11 @@ class Simulation:
             if d.role == "source":
                 digests = {i: swarm.piece_digest(i) for i in range(swarm.count) if new >> i & 1}
             done = d.have == swarm.complete
+            if not digests and not done and not d.bad and self.now - d.last_report < self.s.report_interval - 1e-9:
+                continue
             bad, d.bad = d.bad, []
             d.reported = d.have
+            d.last_report = self.now
             self._call(
                 "report", self.scheduler.report, swarm.digest, d.peer_id, pieces=d.have, piece_digests=digests,
                 done=done, failed=False, bad_parents=bad, now=self.now,
@@ -278,20 +282,22 @@ class Simulation:
 
     def _views(self, active: list[Download]) -> None:
         """Waiting children whose sync would answer now: woken by a change and with news, or timed out."""
-        progress: dict[str, tuple[int, int]] = {}
+        # Whom the server would wake for this step's changes: every waiter of a swarm (new digests, a new source),
+        # or the members a change concerns; each woken one checks for news of its own.
+        wakes = self.scheduler.take_wakes()
         for d in active:
             if d.role != "child":
                 continue
             digest = self.swarms[d.swarm].digest
-            if digest not in progress:
-                if digest not in self.scheduler.tasks:
-                    continue
-                progress[digest] = self.scheduler.progress(digest)
+            if digest not in self.scheduler.tasks:
+                continue
             answer = self.now - d.last_view >= SYNC_WAIT
-            if not answer and progress[digest] != d.seen_progress:
-                # The server wakes every waiter of a swarm whose progress moved; each checks for news of its own.
-                d.seen_progress = progress[digest]
-                answer = bool(self._call("news", self.scheduler.news_for, digest, d.seen_version, d.digests_known))
+            if not answer and digest in wakes:
+                woken = wakes[digest]
+                if woken is None or d.peer_id in woken:
+                    answer = bool(
+                        self._call("news", self.scheduler.news_for, digest, d.peer_id, d.seen_version, d.digests_known)
+                    )
             if answer:
                 view = self._call("view", self.scheduler.view, digest, d.peer_id, self.now, d.digests_known)
                 if view is not None:

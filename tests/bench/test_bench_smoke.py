@@ -94,3 +94,40 @@ def test_simulate_reports_decisions_and_memory(tmp_path: Path) -> None:
     assert sim["profile"], "cProfile rows missing"
     text = output.read_text()
     assert HAND_WRITTEN in text and text.count("<!-- generated: simulate-profile begin -->") == 1
+
+
+def test_supernode_load_answers_every_request_and_delivers_every_digest(tmp_path: Path) -> None:
+    output = report_file(tmp_path)
+    result = damselfly(
+        "bench", "--scenarios", "supernode", "--quick", "--workdir", str(tmp_path / "work"), "--output", str(output),
+        "--json", str(tmp_path / "sn.json"), timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sn: dict[str, Any] = json.loads((tmp_path / "sn.json").read_text())["supernode"]
+    load = sn["settings"]["load"]
+    assert sn["errors"] == 0 and sn["undelivered"] == 0
+    (sample,) = sn["samples"]
+    phases = {p["name"]: p for p in sample["phases"]}
+    assert list(phases) == ["register", "join", "heartbeat", "report", "view", "wake", "play"]
+    # Every host registered and joined every swarm it was given, each request answered once.
+    assert phases["register"]["requests"]["register"]["count"] == load["hosts"]
+    assert phases["join"]["requests"]["join"]["count"] == load["hosts"] * load["layers"]
+    for name in ("heartbeat", "report", "view"):
+        assert phases[name]["requests"][name]["count"] > 0
+    # The wake phase: every child of every swarm learned every digest from a long-poll, after its report.
+    wake = phases["wake"]
+    children = load["hosts"] * load["layers"] - load["swarms"]
+    assert wake["expected"] == children * load["wake_digests"] == wake["delivered"] == wake["wake"]["count"]
+    assert 0 < wake["wake"]["p50_ms"] <= wake["wake"]["p99_ms"]
+    assert wake["requests"]["digests"]["count"] == load["swarms"] * load["wake_digests"]
+    # The play phase: the whole protocol, every child ends with every digest.
+    play = phases["play"]
+    assert play["delivered"] == play["expected"] > 0
+    assert {"join", "report", "digests", "long-poll", "heartbeat"} <= set(play["requests"])
+    assert sum(p["supernode_cpu"] for p in phases.values()) > 0
+    # What the simulated cluster needs, priced at what each kind of request cost here.
+    assert set(sn["cluster_rates"]) == {"register", "join", "heartbeat", "report", "long-poll"}
+    assert all(rate > 0 for rate in sn["cluster_rates"].values()) and sn["cluster_cpu"] > 0
+    text = output.read_text()
+    assert HAND_WRITTEN in text and text.count("<!-- generated: bench-supernode begin -->") == 1
+    assert "| **all** |" in text

@@ -163,16 +163,48 @@ def test_digests_are_news_at_once_in_small_swarms_and_in_batches_in_large_ones()
         for i in range(members):
             scheduler.join(DIGEST, f"p{i}", big, 0, now=1.0)
         since = scheduler.view(DIGEST, "p1", now=1.0).version
-        assert not scheduler.news_for(DIGEST, since, 0)
+        assert not scheduler.news_for(DIGEST, "p1", since, 0)
         for index in range(batch):
-            assert not scheduler.news_for(DIGEST, since, 0)
+            assert not scheduler.news_for(DIGEST, "p1", since, 0)
             scheduler.report(DIGEST, "p0", pieces=0, piece_digests={index: "a" * 64}, done=False, failed=False,
                              bad_parents=[], now=2.0)
-        assert scheduler.news_for(DIGEST, since, 0)
+        assert scheduler.news_for(DIGEST, "p1", since, 0)
         # A member that has every digest is woken by changes of its parents only.
-        assert not scheduler.news_for(DIGEST, since, 20)
-        scheduler.report(DIGEST, "p1", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=3.0)
-        assert scheduler.news_for(DIGEST, since, 20)
+        assert not scheduler.news_for(DIGEST, "p1", since, 20)
+        scheduler.report(DIGEST, "p0", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=3.0)
+        assert scheduler.news_for(DIGEST, "p1", since, 20)
+
+
+def test_a_change_wakes_the_members_it_concerns_and_a_lost_source_wakes_everyone() -> None:
+    scheduler = make(12, SchedulerConfig(parents_per_child=2, peer_ttl=1e9))
+    for i in range(12):
+        scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
+    seen = {f"p{i}": scheduler.view(DIGEST, f"p{i}", now=1.0).version for i in range(1, 12)}
+    task = scheduler.tasks[DIGEST]
+    assert not task.short - {"p1"}, "everyone but p1 (only p0 ranks before it) has both parents"
+    scheduler.take_wakes()
+    # p3 leaves: news for its children (they lost a parent) and for p1, who is short of parents; nobody else.
+    orphans = set(task.children["p3"])
+    scheduler.report(DIGEST, "p3", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=2.0)
+    assert scheduler.take_wakes() == {DIGEST: orphans | {"p1"}}
+    news = {p for p, since in seen.items() if p != "p3" and scheduler.news_for(DIGEST, p, since, 0)}
+    assert news == orphans | {"p1"}
+    # Their views move to a new version; those of the others stay where they were.
+    for peer in seen.keys() - {"p3"}:
+        version = scheduler.view(DIGEST, peer, now=2.0).version
+        assert (version > seen[peer]) == (peer in news)
+        seen[peer] = version
+    # New digests are news for everyone that lacks them.
+    scheduler.report(DIGEST, "p0", pieces=1, piece_digests={0: "a" * 64}, done=False, failed=False, bad_parents=[],
+                     now=3.0)
+    assert scheduler.take_wakes() == {DIGEST: None}
+    assert all(scheduler.news_for(DIGEST, p, since, 0) for p, since in seen.items() if p != "p3")
+    # The source leaves: everyone must hear of it, since the first to ask becomes the source.
+    scheduler.report(DIGEST, "p0", pieces=0, piece_digests={}, done=False, failed=True, bad_parents=[], now=4.0)
+    assert scheduler.take_wakes() == {DIGEST: None}
+    assert all(scheduler.news_for(DIGEST, p, since, 1) for p, since in seen.items() if p not in ("p0", "p3"))
+    # Someone no longer in the swarm has news at once: that it must join again.
+    assert scheduler.news_for(DIGEST, "p3", seen["p1"], 1)
 
 
 def test_waiting_counts_the_members_that_still_need_pieces_besides_the_asker() -> None:
