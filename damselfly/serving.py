@@ -36,14 +36,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "") -> uvicorn.Server:
+def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "", zerocopy: bool = True) -> uvicorn.Server:
+    """uvicorn for `app` on the running loop; `zerocopy` for apps that send files (the registry mirror)."""
     config = uvicorn.Config(
         app,
-        # loop.sendfile (the upload server's pieces, the zero-copy extension below) is asyncio's: uvloop lacks it.
+        # Ignored when serving on a loop of our own (`serve(sockets=...)` in damselfly/cli.py), as we do.
         loop="asyncio",
-        # uvicorn's httptools protocol (it parses HTTP fast) plus `http.response.zerocopysend`, which the registry
-        # mirror uses to send warm blobs with sendfile (damselfly/zerocopy.py).
-        http=ZeroCopyHttpToolsProtocol,
+        # uvicorn's httptools protocol (it parses HTTP fast), plus `http.response.zerocopysend` where asked for, which
+        # the registry mirror uses to send warm blobs with sendfile (damselfly/zerocopy.py). The supernode sends no
+        # files: its per-request wrapper cost 7% of its CPU.
+        http=ZeroCopyHttpToolsProtocol if zerocopy else "httptools",
         lifespan="on",
         log_level="warning",
         access_log=False,
