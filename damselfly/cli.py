@@ -98,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         common(sub)
 
     pe = commands.add_parser("peer", help="run the registry mirror and the peer on this host")
-    pe.add_argument("--supernode", default=None, help="supernode URL, e.g. http://10.0.0.1:8002")
+    pe.add_argument(
+        "--supernode",
+        default=None,
+        help="supernode URL, e.g. http://10.0.0.1:8002; several, comma-separated, share the swarms out by digest "
+        "(give every peer the same list)",
+    )
     pe.add_argument(
         "--supernode-timeout", type=float, default=15.0, help="seconds to keep trying the supernode at start-up"
     )
@@ -165,9 +170,13 @@ def peer_configs(args: argparse.Namespace, conf: dict[str, Any]) -> tuple[PeerCo
         if not sep or not key:
             raise SettingsError(f"--label: expected KEY=VALUE, got {label!r}")
         labels[key] = value
-    supernode_url = args.supernode or str(peer_section.get("supernode", ""))
-    if supernode_url and not supernode_url.startswith(("http://", "https://")):
-        raise SettingsError(f"--supernode: expected a URL like http://host:8002, got {supernode_url!r}")
+    configured = peer_section.get("supernode", "")
+    # Several supernode processes share the swarms out (supernode/shards.py): a list, or URLs joined by commas.
+    listed = ",".join(map(str, configured)) if isinstance(configured, list) else str(configured)
+    supernode_url = args.supernode or listed
+    for url in supernode_url.split(","):
+        if supernode_url and not url.strip().startswith(("http://", "https://")):
+            raise SettingsError(f"--supernode: expected URLs like http://host:8002[,http://host2:8002], got {url!r}")
     token = args.join_token if args.join_token is not None else str(peer_section.get("join_token", ""))
     peer_config = PeerConfig(
         data_dir=Path(args.data_dir or peer_section.get("data_dir") or default_data_dir()),

@@ -7,7 +7,7 @@ Example (every field optional):
     join_token = ""                      # shared secret peers must present
 
     [peer]
-    supernode = "http://supernode:8002"
+    supernode = "http://supernode:8002"  # or a list of several, sharing the swarms out by digest
     upload_listen = "0.0.0.0:65002"
     advertise = ""                       # host other peers dial; default: as the supernode sees us
     data_dir = "/var/lib/damselfly"

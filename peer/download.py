@@ -28,7 +28,8 @@ import httpx
 
 from core.digest import Digest, Hasher
 from supernode.api import ROLE_SOURCE, JoinRequest, ParentInfo, TaskView, hex_to_mask, mask_to_hex
-from supernode.client import PeerUnknown, SupernodeClient, SupernodeUnavailable
+from supernode.client import PeerUnknown, SupernodeUnavailable
+from supernode.shards import SupernodeShards
 
 from .config import PeerConfig
 from .live_tail import LiveTail
@@ -65,7 +66,7 @@ class SwarmStalled(Exception):
 class SwarmLink:
     """What a download needs to take part in the swarm."""
 
-    client: SupernodeClient
+    client: SupernodeShards
     peer_id: str
 
 

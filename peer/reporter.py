@@ -11,7 +11,8 @@ import contextlib
 import logging
 
 from supernode.api import ReportRequest, mask_to_hex
-from supernode.client import SupernodeClient, SupernodeUnavailable
+from supernode.client import SupernodeUnavailable
+from supernode.shards import SupernodeShards
 
 log = logging.getLogger(__name__)
 BATCH_DELAY = 0.25
@@ -25,7 +26,7 @@ ALONE_INTERVAL = 1.0
 
 
 class SwarmReporter:
-    def __init__(self, client: SupernodeClient, digest: str, peer_id: str) -> None:
+    def __init__(self, client: SupernodeShards, digest: str, peer_id: str) -> None:
         self.client = client
         self.digest = digest
         self.peer_id = peer_id

@@ -23,6 +23,7 @@ from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
 from supernode.api import RegisterRequest, ReportRequest
 from supernode.client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
+from supernode.shards import SupernodeShards
 
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
@@ -75,7 +76,7 @@ class PeerService:
             self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
         )
         self.upload_port = 0
-        self.supernode: SupernodeClient | None = None
+        self.supernode: SupernodeShards | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # Serialises starting downloads, so two requests for one blob never open its partial file twice.
         self._open_lock = asyncio.Lock()
@@ -90,7 +91,9 @@ class PeerService:
                 f"cannot listen for uploads on {self.config.upload_host}:{self.config.upload_port}: {exc.strerror}"
             ) from exc
         if self.config.supernode_url:
-            self.supernode = SupernodeClient(self.config.supernode_url, self.http, self.config.join_token)
+            # One URL, or several supernode processes sharing the swarms out by digest (supernode/shards.py).
+            urls = [url.strip() for url in self.config.supernode_url.split(",") if url.strip()]
+            self.supernode = SupernodeShards([SupernodeClient(url, self.http, self.config.join_token) for url in urls])
             await self._register_until(time.monotonic() + self.config.register_timeout)
             self.spawn(self._heartbeat_loop(), "heartbeat")
 
@@ -191,7 +194,7 @@ class PeerService:
         if self.supernode is not None:
             self.spawn(self._leave_swarm(self.supernode, digest), f"withdraw-{str(digest)[:19]}")
 
-    async def _leave_swarm(self, supernode: SupernodeClient, digest: Digest) -> None:
+    async def _leave_swarm(self, supernode: SupernodeShards, digest: Digest) -> None:
         # `failed` takes a member out of the swarm; an unknown swarm (404) or a supernode that is down is no matter.
         with contextlib.suppress(SupernodeUnavailable):
             await supernode.report(str(digest), ReportRequest(self.peer_id, failed=True))

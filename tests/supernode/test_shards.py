@@ -1,0 +1,57 @@
+"""Sharding swarms over supernode processes: every peer picks the same owner, whatever the order of its list,
+and a process that is down or has forgotten the peer is handled as one supernode's would be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from supernode.client import JoinRefused, PeerUnknown, SupernodeUnavailable
+from supernode.shards import SupernodeShards, owner_index
+
+URLS = [f"http://10.0.0.{i}:8002" for i in range(1, 5)]
+
+
+def test_every_peer_picks_the_same_owner_whatever_the_order_and_swarms_spread() -> None:
+    digests = [f"sha256:{i:064x}" for i in range(400)]
+    owners = [URLS[owner_index(URLS, d)] for d in digests]
+    reordered = list(reversed(URLS))
+    assert owners == [reordered[owner_index(reordered, d)] for d in digests]
+    counts = {url: owners.count(url) for url in URLS}
+    assert all(60 <= count <= 140 for count in counts.values()), counts  # about 100 each
+    # Removing a process moves only the swarms it owned.
+    fewer = URLS[:3]
+    for digest, owner in zip(digests, owners, strict=True):
+        if owner in fewer:
+            assert fewer[owner_index(fewer, digest)] == owner
+
+
+class Answering:
+    def __init__(self, url: str, outcome: BaseException | None = None) -> None:
+        self.base_url = url
+        self.outcome = outcome
+        self.calls = 0
+
+    async def heartbeat(self, peer_id: str) -> None:
+        self.calls += 1
+        if self.outcome is not None:
+            raise self.outcome
+
+
+def shards(*clients: Answering) -> SupernodeShards:
+    anything: Any = list(clients)
+    return SupernodeShards(anything)
+
+
+async def test_peer_calls_reach_every_process_and_fail_only_when_none_answers() -> None:
+    up, down = Answering(URLS[0]), Answering(URLS[1], SupernodeUnavailable("down"))
+    await shards(up, down).heartbeat("p")  # one process down: the others still hear from the peer
+    assert up.calls == down.calls == 1
+    with pytest.raises(SupernodeUnavailable):
+        await shards(Answering(URLS[0], SupernodeUnavailable("a")), down).heartbeat("p")
+    # One process that forgot the peer (restarted) makes the peer register again, with all of them.
+    with pytest.raises(PeerUnknown):
+        await shards(up, Answering(URLS[1], PeerUnknown("gone"))).heartbeat("p")
+    with pytest.raises(JoinRefused):
+        await shards(up, Answering(URLS[1], JoinRefused("token"))).heartbeat("p")
