@@ -8,7 +8,9 @@ Credentials, in order of precedence:
 Tokens are cached per (realm, service, scope, credential) until shortly before they expire.
 A 401 that survives all this is handed back to the caller with its `WWW-Authenticate` intact, so docker and
 containerd run their own token flow against the upstream's realm.
-Redirects (307 to object storage) are followed; httpx drops `Authorization` when a redirect leaves the origin.
+Redirects (307 to object storage) are followed; `Authorization` is dropped when a redirect leaves the origin.
+Blob bodies (`BlobSource`) go through `raw_http`, which receives them into the download's buffers; everything else,
+and a body not framed by Content-Length, through httpx. Both share one retry and token logic (`_exchange`).
 """
 
 from __future__ import annotations
