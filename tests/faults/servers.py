@@ -15,7 +15,7 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +23,8 @@ import httpx
 from starlette.types import ASGIApp
 
 from damselfly.serving import bind, make_server
+from peer.raw_http import RawHttpClient, RawHttpError
+from peer.raw_http import RawResponse as RawHttpResponse
 
 T = TypeVar("T")
 MAX_RESPONSE = 16 << 20
@@ -142,7 +144,8 @@ def parse_response(raw: bytes) -> RawResponse | None:
 
 @dataclass
 class OutboundGuard:
-    """Patches httpx's transports in this process: records every request, refuses those to other hosts."""
+    """Patches httpx's transports and the raw blob-body client in this process: records every request, refuses
+    those to other hosts."""
 
     allowed: set[str]
     seen: list[str] = field(default_factory=list, repr=False)
@@ -153,7 +156,16 @@ class OutboundGuard:
     def installed(self) -> Iterator[OutboundGuard]:
         original_async = httpx.AsyncHTTPTransport.handle_async_request
         original_sync = httpx.HTTPTransport.handle_request
+        original_raw = RawHttpClient._get_once
         guard = self
+
+        async def guarded_raw(
+            client: RawHttpClient, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]], head_timeout: float
+        ) -> RawHttpResponse:
+            # Every connection of the raw client, redirects included, starts here.
+            if not guard.allow("GET", url):
+                raise RawHttpError(f"test guard: {url.netloc.decode()} is not an allowed host")
+            return await original_raw(client, url, headers, head_timeout)
 
         async def guarded_async(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
             guard.check(request)
@@ -165,17 +177,25 @@ class OutboundGuard:
 
         httpx.AsyncHTTPTransport.handle_async_request = guarded_async  # type: ignore[method-assign,assignment]
         httpx.HTTPTransport.handle_request = guarded_sync  # type: ignore[method-assign,assignment]
+        RawHttpClient._get_once = guarded_raw  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:
             httpx.AsyncHTTPTransport.handle_async_request = original_async  # type: ignore[method-assign]
             httpx.HTTPTransport.handle_request = original_sync  # type: ignore[method-assign]
+            RawHttpClient._get_once = original_raw  # type: ignore[method-assign]
 
     def check(self, request: httpx.Request) -> None:
-        netloc = request.url.netloc.decode()
+        if not self.allow(request.method, request.url):
+            netloc = request.url.netloc.decode()
+            raise httpx.ConnectError(f"test guard: {netloc} is not an allowed host", request=request)
+
+    def allow(self, method: str, url: httpx.URL) -> bool:
+        """Record the request; whether it may go out."""
         with self._lock:
-            self.seen.append(f"{request.method} {request.url}")
-            if netloc not in self.allowed:
-                self.refused.append(f"{request.method} {request.url}")
-                raise httpx.ConnectError(f"test guard: {netloc} is not an allowed host", request=request)
+            self.seen.append(f"{method} {url}")
+            if url.netloc.decode() not in self.allowed:
+                self.refused.append(f"{method} {url}")
+                return False
+            return True
 

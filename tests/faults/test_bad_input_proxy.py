@@ -256,6 +256,8 @@ def test_the_real_blob_and_manifest_are_served_through_the_fuzzed_mirror(mirror:
     assert response is not None and response.status == 200 and BLOB_DIGEST.encode() in response.body
     assert mirror.guard.seen, "the guard saw no upstream request: it is not in the path"
     assert all(mirror.upstream in seen for seen in mirror.guard.seen)
+    # The blob's body came through the raw client, which the guard watches too.
+    assert any(seen.startswith("GET ") and f"/blobs/{BLOB_DIGEST}" in seen for seen in mirror.guard.seen)
 
 
 @pytest.mark.parametrize("header", ["Authorization: Bearer \xff", "Accept: \xff\xfe", "If-None-Match: \xff"])
