@@ -25,12 +25,12 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from damselfly.bench.registry import settle as settle_log
 from tests.support.ports import LOOPBACK, free_port
 from tests.support.procs import ManagedProcess
 from tests.support.registry_log import (
@@ -224,17 +224,7 @@ class RegistryServer:
         Needed because the registry writes a request's line after the client
         may already have its last byte (see ``registry_log``).
         """
-        deadline = time.monotonic() + timeout
-        last_size = -1
-        last_change = time.monotonic()
-        while time.monotonic() < deadline:
-            size = self.log_path.stat().st_size if self.log_path.exists() else 0
-            now = time.monotonic()
-            if size != last_size:
-                last_size, last_change = size, now
-            elif now - last_change >= quiet:
-                return
-            time.sleep(0.05)
+        settle_log(self.log_path, quiet, timeout)
 
     def requests(self, settle: bool = True) -> list[RequestRecord]:
         """Requests finished since the last ``reset_counts()`` (or start)."""
