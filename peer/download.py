@@ -323,7 +323,7 @@ class BlobDownload:
             # a fresh 4 MiB bytearray per piece cost more (zeroing, page faults) than receiving into it.
             storing: asyncio.Task[None] | None = None
             buffer_size = min(self.layout.piece_size, self.layout.blob_size)
-            buffers = [self.buffers.take(buffer_size), self.buffers.take(buffer_size)]
+            buffers = [self.buffers.take(buffer_size) for _ in range(min(2, last - first + 1))]
             reusable = False
             try:
                 async with source.open_range(start, end) as body:
