@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from core.digest import Digest, Hasher
-from supernode.api import ROLE_SOURCE, JoinRequest, ParentInfo, TaskView, hex_to_mask, mask_to_hex
+from supernode.api import ROLE_FEEDER, JoinRequest, ParentInfo, SwarmView, hex_to_mask, mask_to_hex
 from supernode.client import PeerUnknown, SupernodeUnavailable
 from supernode.shards import SupernodeShards
 
@@ -46,7 +46,7 @@ from .upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
-SYNC_WAIT = 5.0
+VIEW_WAIT = 5.0
 # How much more of a piece arriving from the upstream wakes readers of the live tail.
 LIVE_STEP = 256 * 1024
 STATE_INTERVAL = 1.0
@@ -405,20 +405,20 @@ class BlobDownload:
         self._reporter.start()
         inflight: dict[asyncio.Task[memoryview], tuple[int, str]] = {}
         per_parent: dict[str, int] = {}
-        sync: asyncio.Task[TaskView] | None = None
+        sync: asyncio.Task[SwarmView] | None = None
         unreachable = 0
         last_progress = time.monotonic()
         try:
             while not self.partial.complete:
                 self._merge_digests(view)
-                if view.role == ROLE_SOURCE:
+                if view.role == ROLE_FEEDER:
                     self._source_role = True
                     await self._from_upstream(source)
                     return
                 self._schedule(view, inflight, per_parent)
                 if sync is None:
                     sync = asyncio.create_task(
-                        client.sync(str(self.digest), peer_id, view.version, SYNC_WAIT, self._digests_known())
+                        client.view(str(self.digest), peer_id, view.version, VIEW_WAIT, self._digests_known())
                     )
                 left = self.config.stall_timeout - (time.monotonic() - last_progress)
                 if left <= 0:
@@ -459,7 +459,7 @@ class BlobDownload:
         return JoinRequest(self.swarm.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
 
     def _schedule(
-        self, view: TaskView, inflight: dict[asyncio.Task[memoryview], tuple[int, str]], per_parent: dict[str, int]
+        self, view: SwarmView, inflight: dict[asyncio.Task[memoryview], tuple[int, str]], per_parent: dict[str, int]
     ) -> None:
         """Start fetches for the lowest missing pieces whose digests are known, spread over the parents."""
         parents = [p for p in view.parents if p.peer_id not in self._bad_parents]
@@ -524,7 +524,7 @@ class BlobDownload:
         await self._accept(index, data, self._digests[index])
         return True
 
-    def _merge_digests(self, view: TaskView) -> None:
+    def _merge_digests(self, view: SwarmView) -> None:
         for offset, piece_digest in enumerate(view.piece_digests):
             index = view.digests_from + offset
             if piece_digest and 0 <= index < self.layout.count and not self._digests[index]:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 API_PREFIX = "/api/v1"
-ROLE_SOURCE = "source"
+ROLE_FEEDER = "feeder"
 ROLE_CHILD = "child"
 # The header that carries the cluster's join token, at the supernode and at upload servers.
 TOKEN_HEADER = "X-Damselfly-Token"
@@ -114,7 +114,7 @@ class ParentInfo:
 
 
 @dataclass(slots=True)
-class TaskView:
+class SwarmView:
     """What one member of a swarm needs to know to make progress."""
 
     digest: str
@@ -126,7 +126,7 @@ class TaskView:
     piece_digests: list[str]
     parents: list[ParentInfo]
     version: int
-    source_alive: bool
+    feeder_alive: bool
     digests_from: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -140,12 +140,12 @@ class TaskView:
             "piece_digests": list(self.piece_digests),
             "parents": [{"peer_id": p.peer_id, "url": p.url, "pieces": p.pieces, "done": p.done} for p in self.parents],
             "version": self.version,
-            "source_alive": self.source_alive,
+            "feeder_alive": self.feeder_alive,
             "digests_from": self.digests_from,
         }
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> TaskView:
+    def from_json(cls, body: dict[str, Any]) -> SwarmView:
         return cls(
             digest=body["digest"],
             role=body["role"],
@@ -154,7 +154,7 @@ class TaskView:
             piece_digests=[str(d) for d in body["piece_digests"]],
             parents=[ParentInfo(**p) for p in body["parents"]],
             version=int(body["version"]),
-            source_alive=bool(body["source_alive"]),
+            feeder_alive=bool(body["feeder_alive"]),
             digests_from=int(body.get("digests_from", 0)),
         )
 

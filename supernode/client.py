@@ -13,7 +13,7 @@ from .api import (
     RegisterRequest,
     RegisterResponse,
     ReportRequest,
-    TaskView,
+    SwarmView,
 )
 
 
@@ -71,17 +71,17 @@ class SupernodeClient:
     async def leave(self, peer_id: str) -> None:
         await self._call("DELETE", f"/peers/{peer_id}")
 
-    async def join(self, digest: str, request: JoinRequest) -> TaskView:
-        return TaskView.from_json(await self._call("POST", f"/tasks/{digest}/join", body=request.to_json()))
+    async def join(self, digest: str, request: JoinRequest) -> SwarmView:
+        return SwarmView.from_json(await self._call("POST", f"/swarms/{digest}/join", body=request.to_json()))
 
     async def report(self, digest: str, request: ReportRequest) -> int | None:
         """Send a member's news; returns how many other members still need pieces (None: not told)."""
-        body = await self._call("POST", f"/tasks/{digest}/report", body=request.to_json())
+        body = await self._call("POST", f"/swarms/{digest}/report", body=request.to_json())
         waiting = body.get("waiting") if isinstance(body, dict) else None
         return waiting if isinstance(waiting, int) else None
 
-    async def sync(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> TaskView:
+    async def view(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> SwarmView:
         """The task as this peer sees it, once its version passes `since` or `wait` seconds pass."""
         params = {"peer_id": peer_id, "since": str(since), "wait": str(wait), "from": str(digests_from)}
-        body = await self._call("GET", f"/tasks/{digest}/view", params=params, timeout=wait + 10.0)
-        return TaskView.from_json(body)
+        body = await self._call("GET", f"/swarms/{digest}/view", params=params, timeout=wait + 10.0)
+        return SwarmView.from_json(body)

@@ -1,6 +1,6 @@
 """The swarm scheduling state: plain, synchronous, no I/O; time is passed in as `now`.
 
-A swarm (task) is keyed by blob digest. Its members are ranked: the source first, then members in the
+A swarm is keyed by blob digest. Its members are ranked: the source first, then members in the
 order they joined. A child's parents are always members ranked before it (or members that are done), so
 parent links never form a cycle and every wait for a piece ends at the source.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
 
-from .api import ROLE_CHILD, ROLE_SOURCE, ParentInfo, TaskView, mask_to_hex
+from .api import ROLE_CHILD, ROLE_FEEDER, ParentInfo, SwarmView, mask_to_hex
 from .config import SchedulerConfig
 
 LOCALITY_LABELS = ("zone", "rack")
@@ -43,13 +43,13 @@ class Member:
 
 
 @dataclass(slots=True)
-class Task:
+class Swarm:
     digest: str
     layout: PieceLayout
     piece_digests: list[str]
     created: float
     touched: float
-    source: str | None = None
+    feeder: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     next_rank: int = 1
@@ -85,7 +85,7 @@ class UnknownPeer(LookupError):
     """The peer is not registered (or was expired); it must register again."""
 
 
-class UnknownTask(LookupError):
+class UnknownSwarm(LookupError):
     """No swarm for this digest; the member must join first."""
 
 
@@ -94,7 +94,7 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self.random = random.Random(seed)  # noqa: S311 -- sampling parents, not secrets
         self.peers: dict[str, PeerRecord] = {}
-        self.tasks: dict[str, Task] = {}
+        self.swarms: dict[str, Swarm] = {}
         self.decisions = 0
         # Long-polls to wake since `take_wakes` was last asked: by swarm, the members concerned (None: all).
         self._wakes: dict[str, set[str] | None] = {}
@@ -117,37 +117,37 @@ class Scheduler:
         dead = [p.peer_id for p in self.peers.values() if now - p.last_seen > self.config.peer_ttl]
         for peer_id in dead:
             self.remove_peer(peer_id)
-        stale = [d for d, t in self.tasks.items() if now - t.touched > self.config.task_ttl]
+        stale = [d for d, t in self.swarms.items() if now - t.touched > self.config.swarm_ttl]
         for digest in stale:
-            self._drop_task(digest)
+            self._drop_swarm(digest)
         return dead
 
     def remove_peer(self, peer_id: str) -> None:
         self.peers.pop(peer_id, None)
-        for task in list(self.tasks.values()):
-            self._leave(task, peer_id)
+        for swarm in list(self.swarms.values()):
+            self._leave(swarm, peer_id)
 
     # --- swarms ------------------------------------------------------------------------------------
 
-    def join(self, digest: str, peer_id: str, size: int, pieces: int, now: float) -> TaskView:
+    def join(self, digest: str, peer_id: str, size: int, pieces: int, now: float) -> SwarmView:
         record = self._peer(peer_id, now)
-        task = self.tasks.get(digest)
-        if task is None:
+        swarm = self.swarms.get(digest)
+        if swarm is None:
             layout = PieceLayout(size, choose_piece_size(size))
-            task = Task(digest, layout, [""] * layout.count, created=now, touched=now)
-            self.tasks[digest] = task
-        task.touched = now
-        member = task.members.get(peer_id)
+            swarm = Swarm(digest, layout, [""] * layout.count, created=now, touched=now)
+            self.swarms[digest] = swarm
+        swarm.touched = now
+        member = swarm.members.get(peer_id)
         if member is None:
-            member = Member(peer_id, rank=task.next_rank)
-            task.next_rank += 1
-            task.members[peer_id] = member
-            task.roster_index[peer_id] = len(task.roster)
-            task.roster.append(peer_id)
-        member.pieces = pieces & task.complete_mask
-        if member.pieces == task.complete_mask and task.layout.count:
-            self._mark_done(task, member)
-        self._ensure_source(task, record.peer_id)
+            member = Member(peer_id, rank=swarm.next_rank)
+            swarm.next_rank += 1
+            swarm.members[peer_id] = member
+            swarm.roster_index[peer_id] = len(swarm.roster)
+            swarm.roster.append(peer_id)
+        member.pieces = pieces & swarm.complete_mask
+        if member.pieces == swarm.complete_mask and swarm.layout.count:
+            self._mark_done(swarm, member)
+        self._ensure_feeder(swarm, record.peer_id)
         # No version bump for a plain join: newcomers rank after everyone, so they change nobody's parents, and
         # waking every member of a large swarm per join would be a storm.
         return self.view(digest, peer_id, now)
@@ -165,39 +165,39 @@ class Scheduler:
         now: float,
     ) -> None:
         self._peer(peer_id, now)
-        task = self._task(digest)
-        member = task.members.get(peer_id)
+        swarm = self._swarm(digest)
+        member = swarm.members.get(peer_id)
         if member is None:
-            raise UnknownTask(digest)
-        task.touched = now
-        if peer_id == task.source:
+            raise UnknownSwarm(digest)
+        swarm.touched = now
+        if peer_id == swarm.feeder:
             # Only the source's digests are taken: a child cannot rewrite what others verify against.
             for index, piece_digest in piece_digests.items():
-                if 0 <= index < task.layout.count and not task.piece_digests[index]:
-                    task.piece_digests[index] = piece_digest
-            known = task.known_prefix
-            while task.known_prefix < task.layout.count and task.piece_digests[task.known_prefix]:
-                task.known_prefix += 1
-            if task.known_prefix != known:
+                if 0 <= index < swarm.layout.count and not swarm.piece_digests[index]:
+                    swarm.piece_digests[index] = piece_digest
+            known = swarm.known_prefix
+            while swarm.known_prefix < swarm.layout.count and swarm.piece_digests[swarm.known_prefix]:
+                swarm.known_prefix += 1
+            if swarm.known_prefix != known:
                 # New digests are news for every member that lacks them (`news_for` says which).
                 self._wakes[digest] = None
-        member.pieces |= pieces & task.complete_mask
-        if done and member.pieces == task.complete_mask:
-            self._mark_done(task, member)
+        member.pieces |= pieces & swarm.complete_mask
+        if done and member.pieces == swarm.complete_mask:
+            self._mark_done(swarm, member)
         for bad in bad_parents:
-            if bad in task.members and bad != peer_id:
-                task.blocked.add(bad)
-                self._leave(task, bad)
+            if bad in swarm.members and bad != peer_id:
+                swarm.blocked.add(bad)
+                self._leave(swarm, bad)
         if failed:
-            self._leave(task, peer_id)
+            self._leave(swarm, peer_id)
 
     def waiting(self, digest: str, peer_id: str) -> int:
         """How many members other than `peer_id` still need pieces: a source nobody waits for reports seldom."""
-        task = self.tasks.get(digest)
-        if task is None:
+        swarm = self.swarms.get(digest)
+        if swarm is None:
             return 0
-        member = task.members.get(peer_id)
-        others = len(task.members) - task.completed_members
+        member = swarm.members.get(peer_id)
+        others = len(swarm.members) - swarm.completed_members
         return others - (1 if member is not None and not member.done else 0)
 
     def news_for(self, digest: str, peer_id: str, since: int, digests_from: int) -> bool:
@@ -207,15 +207,15 @@ class Scheduler:
         once per piece: with up to a thousand members every new digest is news at once. One that is no member
         (any more) has news at once: that it must join.
         """
-        task = self._task(digest)
-        member = task.members.get(peer_id)
-        if member is None or max(member.version, task.everyone) > since:
+        swarm = self._swarm(digest)
+        member = swarm.members.get(peer_id)
+        if member is None or max(member.version, swarm.everyone) > since:
             return True
-        count = task.layout.count
+        count = swarm.layout.count
         if digests_from >= count:
             return False
-        batch = min(8, 1 + len(task.members) // 1000)
-        return task.known_prefix >= min(digests_from + batch, count)
+        batch = min(8, 1 + len(swarm.members) // 1000)
+        return swarm.known_prefix >= min(digests_from + batch, count)
 
     def take_wakes(self) -> dict[str, set[str] | None]:
         """The long-polls to wake for what changed since the last call: by swarm, its members concerned (None:
@@ -223,31 +223,31 @@ class Scheduler:
         wakes, self._wakes = self._wakes, {}
         return wakes
 
-    def view(self, digest: str, peer_id: str, now: float, digests_from: int = 0) -> TaskView:
+    def view(self, digest: str, peer_id: str, now: float, digests_from: int = 0) -> SwarmView:
         self._peer(peer_id, now)
-        task = self._task(digest)
-        member = task.members.get(peer_id)
+        swarm = self._swarm(digest)
+        member = swarm.members.get(peer_id)
         if member is None:
-            raise UnknownTask(digest)
-        self._ensure_source(task, peer_id)
-        role = ROLE_SOURCE if task.source == peer_id else ROLE_CHILD
+            raise UnknownSwarm(digest)
+        self._ensure_feeder(swarm, peer_id)
+        role = ROLE_FEEDER if swarm.feeder == peer_id else ROLE_CHILD
         if role == ROLE_CHILD and not member.done:
-            self._choose_parents(task, member)
+            self._choose_parents(swarm, member)
         else:
-            self._set_parents(task, member, [])
+            self._set_parents(swarm, member, [])
         parents = []
         for parent_id in member.parents:
-            parent = task.members[parent_id]
+            parent = swarm.members[parent_id]
             parents.append(ParentInfo(parent_id, self.peers[parent_id].url, mask_to_hex(parent.pieces), parent.done))
-        return TaskView(
+        return SwarmView(
             digest=digest,
             role=role,
-            size=task.layout.blob_size,
-            piece_size=task.layout.piece_size,
-            piece_digests=task.piece_digests[max(digests_from, 0) :],
+            size=swarm.layout.blob_size,
+            piece_size=swarm.layout.piece_size,
+            piece_digests=swarm.piece_digests[max(digests_from, 0) :],
             parents=parents,
-            version=max(member.version, task.everyone),
-            source_alive=task.source is not None,
+            version=max(member.version, swarm.everyone),
+            feeder_alive=swarm.feeder is not None,
             digests_from=max(digests_from, 0),
         )
 
@@ -260,138 +260,138 @@ class Scheduler:
         record.last_seen = max(record.last_seen, now)
         return record
 
-    def _task(self, digest: str) -> Task:
-        task = self.tasks.get(digest)
-        if task is None:
-            raise UnknownTask(digest)
-        return task
+    def _swarm(self, digest: str) -> Swarm:
+        swarm = self.swarms.get(digest)
+        if swarm is None:
+            raise UnknownSwarm(digest)
+        return swarm
 
-    def _ensure_source(self, task: Task, asking: str) -> None:
+    def _ensure_feeder(self, swarm: Swarm, asking: str) -> None:
         """Exactly one member goes to the upstream while nobody has the whole blob."""
-        if task.source is not None or task.completed_members or asking in task.blocked:
+        if swarm.feeder is not None or swarm.completed_members or asking in swarm.blocked:
             return
-        task.source = asking
-        member = task.members[asking]
+        swarm.feeder = asking
+        member = swarm.members[asking]
         # The new source needs nobody: it ranks before every member, so nobody's parent links can cycle.
-        member.rank = -float(task.version + 1)
-        self._set_parents(task, member, [])
+        member.rank = -float(swarm.version + 1)
+        self._set_parents(swarm, member, [])
         self.decisions += 1
-        task.membership += 1
-        self._touch_everyone(task)
+        swarm.membership += 1
+        self._touch_everyone(swarm)
 
-    def _mark_done(self, task: Task, member: Member) -> None:
+    def _mark_done(self, swarm: Swarm, member: Member) -> None:
         if not member.done:
             member.done = True
-            task.completed_members += 1
-            task.membership += 1
-            self._set_parents(task, member, [])
+            swarm.completed_members += 1
+            swarm.membership += 1
+            self._set_parents(swarm, member, [])
             # It can now be anyone's parent: news for those short of parents only.
-            self._touch(task, [member.peer_id, *task.short])
-        if task.source == member.peer_id:
-            task.source = None
+            self._touch(swarm, [member.peer_id, *swarm.short])
+        if swarm.feeder == member.peer_id:
+            swarm.feeder = None
 
-    def _leave(self, task: Task, peer_id: str) -> None:
-        member = task.members.pop(peer_id, None)
+    def _leave(self, swarm: Swarm, peer_id: str) -> None:
+        member = swarm.members.pop(peer_id, None)
         if member is None:
             return
         # Swap-remove from the roster: O(1).
-        index = task.roster_index.pop(peer_id)
-        last = task.roster.pop()
+        index = swarm.roster_index.pop(peer_id)
+        last = swarm.roster.pop()
         if last != peer_id:
-            task.roster[index] = last
-            task.roster_index[last] = index
-        self._set_parents(task, member, [])
+            swarm.roster[index] = last
+            swarm.roster_index[last] = index
+        self._set_parents(swarm, member, [])
         if member.done:
-            task.completed_members -= 1
-        task.membership += 1
-        orphans = list(task.children.get(peer_id, ()))
+            swarm.completed_members -= 1
+        swarm.membership += 1
+        orphans = list(swarm.children.get(peer_id, ()))
         for child_id in orphans:
-            other = task.members[child_id]
-            self._set_parents(task, other, [p for p in other.parents if p != peer_id])
-        if task.source == peer_id:
+            other = swarm.members[child_id]
+            self._set_parents(swarm, other, [p for p in other.parents if p != peer_id])
+        if swarm.feeder == peer_id:
             # Every member must hear of it: the first to ask is made the source.
-            task.source = None
-            self._touch_everyone(task)
+            swarm.feeder = None
+            self._touch_everyone(swarm)
         else:
             # Its children lost a parent; its own parents have room for one more child.
-            self._touch(task, [*orphans, *task.short])
+            self._touch(swarm, [*orphans, *swarm.short])
 
-    def _touch(self, task: Task, peer_ids: Iterable[str]) -> None:
+    def _touch(self, swarm: Swarm, peer_ids: Iterable[str]) -> None:
         """A change that concerns these members: their views move to a new version, their long-polls wake."""
-        task.version += 1
-        woken = self._wakes.get(task.digest, set())
+        swarm.version += 1
+        woken = self._wakes.get(swarm.digest, set())
         for peer_id in peer_ids:
-            member = task.members.get(peer_id)
+            member = swarm.members.get(peer_id)
             if member is not None:
-                member.version = task.version
+                member.version = swarm.version
                 if woken is not None:
                     woken.add(peer_id)
-        self._wakes[task.digest] = woken
+        self._wakes[swarm.digest] = woken
 
-    def _touch_everyone(self, task: Task) -> None:
-        task.version += 1
-        task.everyone = task.version
-        self._wakes[task.digest] = None
+    def _touch_everyone(self, swarm: Swarm) -> None:
+        swarm.version += 1
+        swarm.everyone = swarm.version
+        self._wakes[swarm.digest] = None
 
-    def _note_short(self, task: Task, member: Member) -> None:
+    def _note_short(self, swarm: Swarm, member: Member) -> None:
         short = (
             not member.done
-            and member.peer_id != task.source
-            and task.members.get(member.peer_id) is member
+            and member.peer_id != swarm.feeder
+            and swarm.members.get(member.peer_id) is member
             and len(member.parents) < self.config.parents_per_child
         )
         if short:
-            task.short.add(member.peer_id)
+            swarm.short.add(member.peer_id)
         else:
-            task.short.discard(member.peer_id)
+            swarm.short.discard(member.peer_id)
 
-    def _drop_task(self, digest: str) -> None:
-        del self.tasks[digest]
+    def _drop_swarm(self, digest: str) -> None:
+        del self.swarms[digest]
 
-    def _set_parents(self, task: Task, member: Member, parents: list[str]) -> None:
+    def _set_parents(self, swarm: Swarm, member: Member, parents: list[str]) -> None:
         for parent in member.parents:
-            left = task.load.get(parent, 0) - 1
+            left = swarm.load.get(parent, 0) - 1
             if left > 0:
-                task.load[parent] = left
+                swarm.load[parent] = left
             else:
-                task.load.pop(parent, None)
-            served = task.children.get(parent)
+                swarm.load.pop(parent, None)
+            served = swarm.children.get(parent)
             if served is not None:
                 served.discard(member.peer_id)
                 if not served:
-                    del task.children[parent]
+                    del swarm.children[parent]
         member.parents = parents
         for parent in parents:
-            task.load[parent] = task.load.get(parent, 0) + 1
-            task.children.setdefault(parent, set()).add(member.peer_id)
-        self._note_short(task, member)
+            swarm.load[parent] = swarm.load.get(parent, 0) + 1
+            swarm.children.setdefault(parent, set()).add(member.peer_id)
+        self._note_short(swarm, member)
 
-    def _choose_parents(self, task: Task, child: Member) -> None:
+    def _choose_parents(self, swarm: Swarm, child: Member) -> None:
         """Keep the parents that are still fit and top up with the best others."""
         wanted = self.config.parents_per_child
-        keep = [p for p in child.parents if self._eligible(task, child, p)]
-        if len(keep) >= wanted or (len(keep) == len(child.parents) and child.chosen_at == task.membership):
+        keep = [p for p in child.parents if self._eligible(swarm, child, p)]
+        if len(keep) >= wanted or (len(keep) == len(child.parents) and child.chosen_at == swarm.membership):
             if keep != child.parents:
-                self._set_parents(task, child, keep)
+                self._set_parents(swarm, child, keep)
             return
-        child.chosen_at = task.membership
+        child.chosen_at = swarm.membership
         child_labels = self.peers[child.peer_id].labels
         candidates = (
-            task.members[peer_id]
-            for peer_id in self._candidate_ids(task)
+            swarm.members[peer_id]
+            for peer_id in self._candidate_ids(swarm)
             if peer_id not in keep
-            and self._eligible(task, child, peer_id)
-            and self._has_capacity(task, task.members[peer_id])
+            and self._eligible(swarm, child, peer_id)
+            and self._has_capacity(swarm, swarm.members[peer_id])
         )
-        best = heapq.nsmallest(wanted - len(keep), candidates, key=lambda m: self._preference(task, m, child_labels))
+        best = heapq.nsmallest(wanted - len(keep), candidates, key=lambda m: self._preference(swarm, m, child_labels))
         chosen = keep + [m.peer_id for m in best]
         if chosen != child.parents:
-            self._set_parents(task, child, chosen)
+            self._set_parents(swarm, child, chosen)
             self.decisions += 1
         else:
-            self._note_short(task, child)  # a newcomer that found nobody yet
+            self._note_short(swarm, child)  # a newcomer that found nobody yet
 
-    def _candidate_ids(self, task: Task) -> list[str]:
+    def _candidate_ids(self, swarm: Swarm) -> list[str]:
         """Whom to consider as parents: everyone in a small swarm, a random sample in a large one.
 
         Scanning every member for every child makes a swarm of n members cost n^2; like Dragonfly's scheduler,
@@ -399,27 +399,27 @@ class Scheduler:
         probability because most members have room for children while a swarm grows.
         """
         sample = self.config.candidate_sample
-        if len(task.roster) <= sample:
-            return task.roster
-        picked = {task.roster[self.random.randrange(len(task.roster))] for _ in range(sample)}
-        if task.source is not None:
-            picked.add(task.source)
+        if len(swarm.roster) <= sample:
+            return swarm.roster
+        picked = {swarm.roster[self.random.randrange(len(swarm.roster))] for _ in range(sample)}
+        if swarm.feeder is not None:
+            picked.add(swarm.feeder)
         return list(picked)
 
-    def _eligible(self, task: Task, child: Member, parent_id: str) -> bool:
-        parent = task.members.get(parent_id)
-        if parent is None or parent_id == child.peer_id or parent_id in task.blocked:
+    def _eligible(self, swarm: Swarm, child: Member, parent_id: str) -> bool:
+        parent = swarm.members.get(parent_id)
+        if parent is None or parent_id == child.peer_id or parent_id in swarm.blocked:
             return False
         record = self.peers.get(parent_id)
         if record is None or not record.alive:
             return False
         return parent.done or parent.rank < child.rank
 
-    def _has_capacity(self, task: Task, member: Member) -> bool:
-        cap = self.config.source_fanout if member.peer_id == task.source else self.config.peer_fanout
-        return task.load.get(member.peer_id, 0) < cap
+    def _has_capacity(self, swarm: Swarm, member: Member) -> bool:
+        cap = self.config.feeder_fanout if member.peer_id == swarm.feeder else self.config.peer_fanout
+        return swarm.load.get(member.peer_id, 0) < cap
 
-    def _preference(self, task: Task, member: Member, child_labels: dict[str, str]) -> tuple[int, int, int, int]:
+    def _preference(self, swarm: Swarm, member: Member, child_labels: dict[str, str]) -> tuple[int, int, int, int]:
         labels = self.peers[member.peer_id].labels
         # Same rack beats same zone beats elsewhere; then finished peers, then the ones furthest along.
         distance = len(LOCALITY_LABELS)
@@ -430,6 +430,6 @@ class Scheduler:
         return (
             distance,
             0 if member.done else 1,
-            task.load.get(member.peer_id, 0),
+            swarm.load.get(member.peer_id, 0),
             -member.pieces.bit_count(),
         )

@@ -29,7 +29,7 @@ from .api import (
 from .asgi import JSON_TYPE, NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SchedulerConfig, SupernodeConfig
 from .notifier import TaskNotifier
-from .scheduler import Scheduler, UnknownPeer, UnknownTask
+from .scheduler import Scheduler, UnknownPeer, UnknownSwarm
 
 TOKEN = TOKEN_HEADER.lower().encode()
 
@@ -39,7 +39,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     notifier = TaskNotifier()
     metrics = CollectorRegistry()
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
-    tasks_gauge = Gauge("damselfly_supernode_tasks", "Swarms the supernode tracks", registry=metrics)
+    swarms_gauge = Gauge("damselfly_supernode_swarms", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
     token = config.join_token.encode()
 
@@ -57,8 +57,8 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 return error_answer(400, str(exc))
             except UnknownPeer:
                 return error_answer(410, "unknown peer: register again")
-            except UnknownTask:
-                return error_answer(404, "unknown task: join first")
+            except UnknownSwarm:
+                return error_answer(404, "unknown swarm: join first")
             except ClientDisconnect:
                 # The caller hung up mid-body: nobody is left to answer, and it is no server error.
                 return error_answer(400, "client disconnected")
@@ -116,8 +116,8 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             now=time.monotonic(),
         )
         wake_waiters()
-        task = scheduler.tasks.get(digest)
-        if task is None or task.source != req.peer_id:
+        swarm = scheduler.swarms.get(digest)
+        if swarm is None or swarm.feeder != req.peer_id:
             # Children's piece counts are the most frequent request of all; what follows is news for sources only,
             # and a peer told nothing assumes others wait (peer/reporter.py).
             return NO_CONTENT
@@ -131,7 +131,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         try:
             since = int(query.get("since", "-1"))
             digests_from = int(query.get("from", "0"))
-            wait = min(max(float(query.get("wait", "0")), 0.0), config.sync_wait)
+            wait = min(max(float(query.get("wait", "0")), 0.0), config.view_wait)
         except ValueError as exc:
             raise BadRequest("'since' and 'wait' must be numbers") from exc
         deadline = time.monotonic() + wait
@@ -142,19 +142,19 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             await notifier.wait(digest, peer_id, left)
         return json_answer(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 
-    async def list_tasks(call: Call) -> Answer:
-        tasks = [
+    async def list_swarms(call: Call) -> Answer:
+        swarms = [
             {
                 "digest": t.digest,
                 "size": t.layout.blob_size,
                 "pieces": t.layout.count,
                 "members": len(t.members),
                 "completed": t.completed_members,
-                "source": t.source,
+                "feeder": t.feeder,
             }
-            for t in scheduler.tasks.values()
+            for t in scheduler.swarms.values()
         ]
-        return json_answer({"tasks": tasks})
+        return json_answer({"swarms": swarms})
 
     async def list_peers(call: Call) -> Answer:
         peers = [{"peer_id": p.peer_id, "url": p.url, "labels": p.labels} for p in scheduler.peers.values()]
@@ -165,7 +165,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
 
     async def metrics_endpoint(call: Call) -> Answer:
         peers_gauge.set(len(scheduler.peers))
-        tasks_gauge.set(len(scheduler.tasks))
+        swarms_gauge.set(len(scheduler.swarms))
         return Answer(200, generate_latest(metrics), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def expiry_loop() -> None:
@@ -197,18 +197,18 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         Route(f"{p}/peers", guarded(list_peers), methods=["GET"]),
         Route(f"{p}/peers/{{peer_id}}/heartbeat", heartbeat_endpoint, methods=["POST"]),
         Route(f"{p}/peers/{{peer_id}}", guarded(leave, "peer_id"), methods=["DELETE"]),
-        Route(f"{p}/tasks", guarded(list_tasks), methods=["GET"]),
-        Route(f"{p}/tasks/{{digest}}/join", join_endpoint, methods=["POST"]),
-        Route(f"{p}/tasks/{{digest}}/report", report_endpoint, methods=["POST"]),
-        Route(f"{p}/tasks/{{digest}}/view", view_endpoint, methods=["GET"]),
+        Route(f"{p}/swarms", guarded(list_swarms), methods=["GET"]),
+        Route(f"{p}/swarms/{{digest}}/join", join_endpoint, methods=["POST"]),
+        Route(f"{p}/swarms/{{digest}}/report", report_endpoint, methods=["POST"]),
+        Route(f"{p}/swarms/{{digest}}/view", view_endpoint, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.scheduler = scheduler
     # The frequent requests skip Starlette's layers; the routes above still define what each path does.
     fast = {
         ("POST", "peers", "heartbeat"): heartbeat_endpoint,
-        ("POST", "tasks", "join"): join_endpoint,
-        ("POST", "tasks", "report"): report_endpoint,
-        ("GET", "tasks", "view"): view_endpoint,
+        ("POST", "swarms", "join"): join_endpoint,
+        ("POST", "swarms", "report"): report_endpoint,
+        ("GET", "swarms", "view"): view_endpoint,
     }
     return FastPath(app, fast)

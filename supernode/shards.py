@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from .api import JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, TaskView
+from .api import JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, SwarmView
 from .client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
 
 T = TypeVar("T")
@@ -82,11 +82,11 @@ class SupernodeShards:
 
     # --- one swarm, with its owner -------------------------------------------------------------------
 
-    async def join(self, digest: str, request: JoinRequest) -> TaskView:
+    async def join(self, digest: str, request: JoinRequest) -> SwarmView:
         return await self.owner(digest).join(digest, request)
 
     async def report(self, digest: str, request: ReportRequest) -> int | None:
         return await self.owner(digest).report(digest, request)
 
-    async def sync(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> TaskView:
-        return await self.owner(digest).sync(digest, peer_id, since, wait, digests_from)
+    async def view(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> SwarmView:
+        return await self.owner(digest).view(digest, peer_id, since, wait, digests_from)

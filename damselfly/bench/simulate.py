@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from supernode.api import ROLE_SOURCE, TaskView
-from supernode.scheduler import Scheduler, UnknownPeer, UnknownTask
+from supernode.api import ROLE_FEEDER, SwarmView
+from supernode.scheduler import Scheduler, UnknownPeer, UnknownSwarm
 
 from .sim_memory import MemoryFigures, measure_memory
 from .sim_model import Download, SimSettings, build_plan, peer_id
@@ -43,7 +43,7 @@ Log = Callable[[str], None]
 T = TypeVar("T")
 P = ParamSpec("P")
 STEP = 0.25
-SYNC_WAIT = 5.0
+VIEW_WAIT = 5.0
 STALL_TIMEOUT = 20.0
 HEARTBEAT = 2.0
 
@@ -148,7 +148,7 @@ class Simulation:
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
-        except (UnknownPeer, UnknownTask):
+        except (UnknownPeer, UnknownSwarm):
             self.errors += 1
             return None
         finally:
@@ -196,8 +196,8 @@ class Simulation:
         if view is not None:
             self._apply_view(d, view)
 
-    def _apply_view(self, d: Download, view: TaskView) -> None:
-        d.role = "source" if view.role == ROLE_SOURCE else "child"
+    def _apply_view(self, d: Download, view: SwarmView) -> None:
+        d.role = "source" if view.role == ROLE_FEEDER else "child"
         if d.role == "child":
             self.child_views += 1
             self.short_views += len(view.parents) < self.scheduler.config.parents_per_child
@@ -289,9 +289,9 @@ class Simulation:
             if d.role != "child":
                 continue
             digest = self.swarms[d.swarm].digest
-            if digest not in self.scheduler.tasks:
+            if digest not in self.scheduler.swarms:
                 continue
-            answer = self.now - d.last_view >= SYNC_WAIT
+            answer = self.now - d.last_view >= VIEW_WAIT
             if not answer and digest in wakes:
                 woken = wakes[digest]
                 if woken is None or d.peer_id in woken:

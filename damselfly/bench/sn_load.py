@@ -36,9 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.pieces import choose_piece_size
-from peer.download import SYNC_WAIT
+from peer.download import VIEW_WAIT
 from peer.reporter import BATCH_DELAY, URGENT_INTERVAL
-from supernode.api import API_PREFIX, ROLE_SOURCE, mask_to_hex
+from supernode.api import API_PREFIX, ROLE_FEEDER, mask_to_hex
 
 from .http1 import Client, HttpError
 from .procs import cpu_seconds
@@ -196,7 +196,7 @@ def peer_id(host: int) -> str:
 
 def view_path(swarm: Swarm, member: Member, since: int, wait: float) -> str:
     return (
-        f"{API_PREFIX}/tasks/{swarm.digest}/view?peer_id={peer_id(member.host)}&since={since}"
+        f"{API_PREFIX}/swarms/{swarm.digest}/view?peer_id={peer_id(member.host)}&since={since}"
         f"&wait={wait:g}&from={member.known}"
     )
 
@@ -305,7 +305,7 @@ class LoadGenerator:
             async def join(client: Client) -> None:
                 view = await self._join_one(rec, client, swarm, member)
                 if view is not None:
-                    member.source = view["role"] == ROLE_SOURCE
+                    member.source = view["role"] == ROLE_FEEDER
 
             return join
 
@@ -314,7 +314,7 @@ class LoadGenerator:
 
     async def _join_one(self, rec: Recorder, client: Client, swarm: Swarm, member: Member) -> dict[str, Any] | None:
         body = {"peer_id": peer_id(member.host), "size": swarm.size, "pieces": mask_to_hex(member.pieces)}
-        raw = await rec.call(client, "join", "POST", f"{API_PREFIX}/tasks/{swarm.digest}/join", body)
+        raw = await rec.call(client, "join", "POST", f"{API_PREFIX}/swarms/{swarm.digest}/join", body)
         if raw is None:
             return None
         view: dict[str, Any] = json.loads(raw)
@@ -347,7 +347,7 @@ class LoadGenerator:
                 for swarm, member in children:
                     member.pieces |= 1 << self.rng.randrange(swarm.pieces)
                     body = {"peer_id": peer_id(member.host), "pieces": mask_to_hex(member.pieces)}
-                    path = f"{API_PREFIX}/tasks/{swarm.digest}/report"
+                    path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
                     yield request(rec, "report", "POST", path, body, REPORTED)
 
         await self._closed_loop(calls(), self.s.seconds)
@@ -359,7 +359,7 @@ class LoadGenerator:
             while True:
                 for swarm, member in children:
                     # `since` = -1: the version has passed it, so the view is answered at once.
-                    path = view_path(swarm, member, -1, SYNC_WAIT)
+                    path = view_path(swarm, member, -1, VIEW_WAIT)
                     yield request(rec, "view", "GET", path)
 
         await self._closed_loop(calls(), self.s.seconds)
@@ -381,7 +381,7 @@ class LoadGenerator:
 
     async def _poll(self, rec: Recorder, swarm: Swarm, member: Member, wakes: list[float]) -> list[int]:
         """One long-poll of a child; digests it learned, their wake-up latencies appended to `wakes`."""
-        path = view_path(swarm, member, member.version, SYNC_WAIT)
+        path = view_path(swarm, member, member.version, VIEW_WAIT)
         raw = await rec.call(self.clients[member.host], "long-poll", "GET", path)
         if raw is None:
             await asyncio.sleep(0.1)
@@ -413,7 +413,7 @@ class LoadGenerator:
             if member is None:
                 rec.fail("digests", f"swarm {swarm.digest} has no source")
                 return
-            path = f"{API_PREFIX}/tasks/{swarm.digest}/report"
+            path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
             for index in range(digests):
                 member.pieces |= 1 << index
                 body = {
@@ -458,7 +458,7 @@ class LoadGenerator:
             view = await self._join_one(rec, self.clients[member.host], swarm, member)
             if view is None:
                 return
-            if view["role"] == ROLE_SOURCE:
+            if view["role"] == ROLE_FEEDER:
                 member.source = True
                 await self._source(rec, swarm, member)
                 return
@@ -499,7 +499,7 @@ class LoadGenerator:
 
     async def _source(self, rec: Recorder, swarm: Swarm, member: Member) -> None:
         """Cut a piece every `piece_interval` and report its digest at once (the reporter's urgent path)."""
-        path = f"{API_PREFIX}/tasks/{swarm.digest}/report"
+        path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
         interval = max(self.s.piece_interval, URGENT_INTERVAL)
         client = self.clients[member.host]
         for index in range(swarm.pieces):
@@ -546,7 +546,7 @@ class Reporter:
 
     async def _send(self, *, done: bool) -> None:
         body = {"peer_id": peer_id(self.member.host), "pieces": mask_to_hex(self.member.pieces), "done": done}
-        path = f"{API_PREFIX}/tasks/{self.swarm.digest}/report"
+        path = f"{API_PREFIX}/swarms/{self.swarm.digest}/report"
         await self.rec.call(self.client, "report", "POST", path, body, REPORTED)
 
 

@@ -11,10 +11,10 @@ from .sn_load import PhaseFigures
 
 PHASES = {
     "register": "register: `POST /peers`",
-    "join": "join: `POST /tasks/<d>/join`",
+    "join": "join: `POST /swarms/<d>/join`",
     "heartbeat": "heartbeat: `POST /peers/<id>/heartbeat`",
-    "report": "report: a child's pieces, `POST /tasks/<d>/report`",
-    "view": "view answered at once: `GET /tasks/<d>/view?since=-1`",
+    "report": "report: a child's pieces, `POST /swarms/<d>/report`",
+    "view": "view answered at once: `GET /swarms/<d>/view?since=-1`",
     "wake": "long-poll woken by a digest: `GET …/view?since=&wait=5&from=`",
     "play": "play: the protocol at the peers' pace (every kind)",
 }

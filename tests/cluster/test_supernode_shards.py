@@ -60,7 +60,7 @@ def test_swarms_are_shared_out_by_digest_and_each_blob_comes_from_the_upstream_o
                 for digest in found:
                     for index, url in enumerate(urls):
                         view = httpx.get(
-                            f"{url}/api/v1/tasks/{digest}/view",
+                            f"{url}/api/v1/swarms/{digest}/view",
                             params={"peer_id": peer_id, "since": "-1"}, timeout=10.0, trust_env=False,
                         )
                         # The owner keeps the swarm; the other process never heard of it.

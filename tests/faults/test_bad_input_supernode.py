@@ -85,10 +85,10 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
         ("GET", "/api/v1/peers"),
         ("POST", f"/api/v1/peers/{peer}/heartbeat"),
         ("DELETE", f"/api/v1/peers/{peer}"),
-        ("GET", "/api/v1/tasks"),
-        ("POST", f"/api/v1/tasks/{digest}/join"),
-        ("POST", f"/api/v1/tasks/{digest}/report"),
-        ("GET", f"/api/v1/tasks/{digest}/view"),
+        ("GET", "/api/v1/swarms"),
+        ("POST", f"/api/v1/swarms/{digest}/join"),
+        ("POST", f"/api/v1/swarms/{digest}/report"),
+        ("GET", f"/api/v1/swarms/{digest}/view"),
         (draw(st.sampled_from(["GET", "PUT", "PATCH", "OPTIONS", "FOO"])), f"/api/v1/{peer}"),
     ]))
     query = draw(queries)
@@ -110,7 +110,7 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
 @pytest.fixture(scope="module")
 def supernode_port() -> Iterator[int]:
     # A short sync wait: a view request holds at most 0.2 s however its `wait` is fuzzed.
-    app = create_app(SupernodeConfig(join_token=TOKEN, sync_wait=0.2))
+    app = create_app(SupernodeConfig(join_token=TOKEN, view_wait=0.2))
     with asgi_server(app) as port:
         yield port
 
@@ -160,7 +160,7 @@ def test_a_join_with_a_valid_shape_but_absurd_values(supernode_port: int) -> Non
     ]
     for body in cases:
         request = (
-            f"POST /api/v1/tasks/{GOOD_DIGEST}/join HTTP/1.1\r\nHost: s\r\nX-Damselfly-Token: {TOKEN}\r\n"
+            f"POST /api/v1/swarms/{GOOD_DIGEST}/join HTTP/1.1\r\nHost: s\r\nX-Damselfly-Token: {TOKEN}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(json.dumps(body))}\r\nConnection: close\r\n\r\n"
             f"{json.dumps(body)}"
         ).encode()

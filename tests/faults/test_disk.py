@@ -63,7 +63,7 @@ def _hold_open(stack: contextlib.ExitStack, peer: PeerProcess, digest: str) -> N
 
 
 def _members(cluster: DamselflyCluster, digest: str) -> int:
-    tasks = httpx.get(f"{cluster.supernode_url}/api/v1/tasks", timeout=5.0, trust_env=False).json()["tasks"]
+    tasks = httpx.get(f"{cluster.supernode_url}/api/v1/swarms", timeout=5.0, trust_env=False).json()["swarms"]
     return sum(t["members"] for t in tasks if t["digest"] == digest)
 
 

@@ -36,9 +36,9 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
             calls = [
                 ("GET", "/peers", None), ("POST", "/peers", {"peer_id": "intruder", "upload_port": 1}),
                 ("POST", "/peers/intruder/heartbeat", None), ("DELETE", f"/peers/{sorted(ids)[0]}", None),
-                ("GET", "/tasks", None), ("POST", f"/tasks/{digest}/join", {"peer_id": "intruder", "size": 1}),
-                ("POST", f"/tasks/{digest}/report", {"peer_id": "intruder"}),
-                ("GET", f"/tasks/{digest}/view?peer_id=intruder", None),
+                ("GET", "/swarms", None), ("POST", f"/swarms/{digest}/join", {"peer_id": "intruder", "size": 1}),
+                ("POST", f"/swarms/{digest}/report", {"peer_id": "intruder"}),
+                ("GET", f"/swarms/{digest}/view?peer_id=intruder", None),
             ]
             for token in (None, "", "wrong", TOKEN + "x", TOKEN[:-1]):
                 headers = {} if token is None else {"X-Damselfly-Token": token}

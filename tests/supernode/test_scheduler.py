@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.pieces import MiB
-from supernode.api import ROLE_CHILD, ROLE_SOURCE
+from supernode.api import ROLE_CHILD, ROLE_FEEDER
 from supernode.config import SchedulerConfig
 from supernode.scheduler import Scheduler, UnknownPeer
 
@@ -25,7 +25,7 @@ def test_first_member_goes_to_the_source_and_the_next_gets_it_as_parent() -> Non
     scheduler = make(2)
     first = scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
     second = scheduler.join(DIGEST, "p1", SIZE, 0, now=1.0)
-    assert first.role == ROLE_SOURCE and first.parents == []
+    assert first.role == ROLE_FEEDER and first.parents == []
     assert second.role == ROLE_CHILD
     assert [p.peer_id for p in second.parents] == ["p0"]
     assert second.piece_size == 4 * MiB and len(second.piece_digests) == 3
@@ -34,14 +34,14 @@ def test_first_member_goes_to_the_source_and_the_next_gets_it_as_parent() -> Non
 def test_exactly_one_source_across_a_crowd() -> None:
     scheduler = make(50)
     roles = [scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0).role for i in range(50)]
-    assert roles.count(ROLE_SOURCE) == 1
+    assert roles.count(ROLE_FEEDER) == 1
     # Asking again never makes a second source while the first is alive.
     again = [scheduler.view(DIGEST, f"p{i}", now=2.0).role for i in range(50)]
-    assert again.count(ROLE_SOURCE) == 1
+    assert again.count(ROLE_FEEDER) == 1
 
 
 def test_parent_links_respect_fanout_and_never_cycle() -> None:
-    config = SchedulerConfig(parents_per_child=3, peer_fanout=4, source_fanout=2)
+    config = SchedulerConfig(parents_per_child=3, peer_fanout=4, feeder_fanout=2)
     scheduler = make(40, config)
     for i in range(40):
         scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
@@ -53,7 +53,7 @@ def test_parent_links_respect_fanout_and_never_cycle() -> None:
     assert children_of["p0"] <= 2
     assert all(count <= 4 for count in children_of.values())
     # Every child has somebody, and following parents always ends at the source (a DAG rooted there).
-    task = scheduler.tasks[DIGEST]
+    task = scheduler.swarms[DIGEST]
     for peer_id, view in views.items():
         if view.role == ROLE_CHILD:
             assert view.parents, f"{peer_id} has no parent"
@@ -85,7 +85,7 @@ def test_a_dead_source_is_replaced_by_a_member_that_asks() -> None:
     scheduler.heartbeat("p2", now=10.0)
     assert scheduler.expire(now=10.0) == ["p0"]
     promoted = scheduler.view(DIGEST, "p2", now=10.0)
-    assert promoted.role == ROLE_SOURCE
+    assert promoted.role == ROLE_FEEDER
     other = scheduler.view(DIGEST, "p1", now=10.0)
     assert other.role == ROLE_CHILD
     assert [p.peer_id for p in other.parents] == ["p2"]
@@ -109,7 +109,7 @@ def test_finished_members_serve_newcomers_without_a_source() -> None:
     view = scheduler.join(DIGEST, "p1", SIZE, 0, now=3.0)
     assert view.role == ROLE_CHILD
     assert [(p.peer_id, p.done) for p in view.parents] == [("p0", True)]
-    assert not view.source_alive
+    assert not view.feeder_alive
 
 
 def test_a_reported_bad_parent_is_blocked_for_the_swarm() -> None:
@@ -118,7 +118,7 @@ def test_a_reported_bad_parent_is_blocked_for_the_swarm() -> None:
         scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
     scheduler.report(DIGEST, "p2", pieces=0, piece_digests={}, done=False, failed=False, bad_parents=["p1"], now=2.0)
     assert [p.peer_id for p in scheduler.view(DIGEST, "p2", now=2.0).parents] == ["p0"]
-    assert "p1" in scheduler.tasks[DIGEST].blocked
+    assert "p1" in scheduler.swarms[DIGEST].blocked
     # Rejoining does not make a blocked peer a parent again, nor the source.
     scheduler.join(DIGEST, "p1", SIZE, 0, now=3.0)
     assert all(p.peer_id != "p1" for p in scheduler.view(DIGEST, "p2", now=3.0).parents)
@@ -137,12 +137,12 @@ def test_locality_labels_pick_the_same_rack_first() -> None:
 
 
 def test_idle_swarms_are_forgotten() -> None:
-    scheduler = make(1, SchedulerConfig(task_ttl=100.0, peer_ttl=1e9))
+    scheduler = make(1, SchedulerConfig(swarm_ttl=100.0, peer_ttl=1e9))
     scheduler.join(DIGEST, "p0", SIZE, 0, now=1.0)
     scheduler.expire(now=50.0)
-    assert DIGEST in scheduler.tasks
+    assert DIGEST in scheduler.swarms
     scheduler.expire(now=200.0)
-    assert DIGEST not in scheduler.tasks
+    assert DIGEST not in scheduler.swarms
 
 
 def test_a_member_is_sent_only_the_digests_it_does_not_have() -> None:
@@ -180,7 +180,7 @@ def test_a_change_wakes_the_members_it_concerns_and_a_lost_source_wakes_everyone
     for i in range(12):
         scheduler.join(DIGEST, f"p{i}", SIZE, 0, now=1.0)
     seen = {f"p{i}": scheduler.view(DIGEST, f"p{i}", now=1.0).version for i in range(1, 12)}
-    task = scheduler.tasks[DIGEST]
+    task = scheduler.swarms[DIGEST]
     assert not task.short - {"p1"}, "everyone but p1 (only p0 ranks before it) has both parents"
     scheduler.take_wakes()
     # p3 leaves: news for its children (they lost a parent) and for p1, who is short of parents; nobody else.

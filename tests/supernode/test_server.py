@@ -62,7 +62,7 @@ async def both(app: FastPath, method: str, path: str, **kwargs: Any) -> Answer:
 
 
 def supernode(**config: Any) -> FastPath:
-    app = create_app(SupernodeConfig(join_token=TOKEN, sync_wait=1.0, **config))
+    app = create_app(SupernodeConfig(join_token=TOKEN, view_wait=1.0, **config))
     assert isinstance(app, FastPath)
     return app
 
@@ -76,9 +76,9 @@ async def test_the_frequent_requests_answer_the_same_either_way() -> None:
     app = supernode()
     await register(app, "p0")
     await register(app, "p1")
-    tasks = f"/api/v1/tasks/{DIGEST}"
+    tasks = f"/api/v1/swarms/{DIGEST}"
     status, headers, body = await both(app, "POST", f"{tasks}/join", body={"peer_id": "p0", "size": SIZE})
-    assert status == 200 and json.loads(body)["role"] == "source"
+    assert status == 200 and json.loads(body)["role"] == "feeder"
     assert headers == [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
     status, _, body = await both(app, "POST", f"{tasks}/join", body={"peer_id": "p1", "size": SIZE})
     assert json.loads(body)["parents"][0]["peer_id"] == "p0"
@@ -98,12 +98,12 @@ async def test_the_frequent_requests_answer_the_same_either_way() -> None:
 async def test_errors_answer_the_same_either_way() -> None:
     app = supernode()
     await register(app, "p0")
-    tasks = f"/api/v1/tasks/{DIGEST}"
+    tasks = f"/api/v1/swarms/{DIGEST}"
     cases: list[tuple[str, str, dict[str, Any], int]] = [
         ("POST", "/api/v1/peers/nobody/heartbeat", {}, 410),
         ("POST", "/api/v1/peers/p0/heartbeat", {"token": "wrong"}, 401),
         ("POST", "/api/v1/peers/p0/heartbeat", {"token": None}, 401),
-        ("POST", "/api/v1/tasks/sha256:nothex/join", {"body": {"peer_id": "p0", "size": 1}}, 400),
+        ("POST", "/api/v1/swarms/sha256:nothex/join", {"body": {"peer_id": "p0", "size": 1}}, 400),
         ("POST", f"{tasks}/join", {"body": {"peer_id": "nobody", "size": 1}}, 410),
         ("POST", f"{tasks}/join", {"body": b"{not json"}, 400),
         ("POST", f"{tasks}/join", {"body": [1, 2]}, 400),
@@ -118,7 +118,7 @@ async def test_errors_answer_the_same_either_way() -> None:
         ("POST", f"{tasks}/view", {}, 405),
         ("POST", f"{tasks}/join/", {"body": {"peer_id": "p0", "size": 1}}, 307),
         ("HEAD", f"{tasks}/view", {"query": "peer_id=p0"}, 404),
-        ("POST", "/api/v1/tasks//join", {"body": {"peer_id": "p0", "size": 1}}, 404),
+        ("POST", "/api/v1/swarms//join", {"body": {"peer_id": "p0", "size": 1}}, 404),
         ("POST", f"{tasks}/leave", {}, 404),
     ]
     for method, path, kwargs, expected in cases:
@@ -132,7 +132,7 @@ async def test_a_long_poll_returns_as_soon_as_the_source_reports_a_digest() -> N
     app = supernode()
     await register(app, "p0")
     await register(app, "p1")
-    tasks = f"/api/v1/tasks/{DIGEST}"
+    tasks = f"/api/v1/swarms/{DIGEST}"
     await call(app, "POST", f"{tasks}/join", {"peer_id": "p0", "size": SIZE})
     _, _, body = await call(app, "POST", f"{tasks}/join", {"peer_id": "p1", "size": SIZE})
     version = json.loads(body)["version"]
@@ -151,7 +151,7 @@ async def test_a_long_poll_returns_as_soon_as_the_source_reports_a_digest() -> N
         started = time.monotonic()
         status, _, _ = await call(app, "GET", f"{tasks}/view", query=f"peer_id=p1&since={version}&wait={odd}&from=1")
         assert status == 200 and time.monotonic() - started < 0.5, odd
-    # Without news a long-poll answers once its wait (capped by the supernode's sync_wait, 1 s here) is over.
+    # Without news a long-poll answers once its wait (capped by the supernode's view_wait, 1 s here) is over.
     started = time.monotonic()
     status, _, _ = await call(app, "GET", f"{tasks}/view", query=f"peer_id=p1&since={version}&wait=30&from=1")
     assert status == 200 and 0.9 <= time.monotonic() - started < 3.0
