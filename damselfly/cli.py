@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import uvicorn
 import uvloop
 
+from bench import cli as bench_cli
 from peer.config import PeerConfig
 from peer.quota import QuotaPolicy, parse_size
 from peer.ratelimit import parse_rate
@@ -26,7 +27,6 @@ from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
 from . import configure, settings
-from .bench import command as bench_command
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError, host_port
 
@@ -113,13 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--supernode-listen", default=None, help=f"HOST:PORT (default {DEFAULT_SUPERNODE_LISTEN})")
     peer_flags(up)
     configure.add_parser(commands)
-    bench_command.add_commands(commands)
+    bench_cli.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in bench_command.COMMANDS:
+    if args.command in bench_cli.COMMANDS:
+        # The benchmark is most of the code base: imported only when it runs, not at every start of a daemon.
+        from bench import command as bench_command
+
         return bench_command.run(args)
     setup_logging(args.log_level)
     try:

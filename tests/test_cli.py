@@ -65,3 +65,25 @@ def test_an_unreachable_supernode_is_retried_then_reported(tmp_path: Path) -> No
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"damselfly peer: supernode http://127.0.0.1:{dead} unreachable")
+
+
+def test_starting_a_daemon_does_not_import_the_benchmark() -> None:
+    # The benchmark is most of the code base; a daemon's start-up needs only the flags of `bench` and `simulate`.
+    probe = (
+        "import sys, damselfly.cli\n"
+        "damselfly.cli.build_parser().parse_args(['peer'])\n"
+        "print(' '.join(sorted(m for m in sys.modules if m == 'bench' or m.startswith('bench.'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1]
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["bench", "bench.cli", "bench.sim_model"]
+
+
+def test_the_benchmark_commands_show_their_flags() -> None:
+    bench = run("bench", "--help")
+    simulate = run("simulate", "--help")
+    assert bench.returncode == simulate.returncode == 0
+    assert "--scenarios" in bench.stdout and "--cleanup" in bench.stdout
+    assert "--report-interval" in simulate.stdout and "--sequential" in simulate.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from damselfly.bench.report import update_section
+from bench.report import update_section
 
 
 def test_a_section_is_appended_then_replaced_and_the_rest_kept(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from damselfly.bench.registry import settle as settle_log
+from bench.registry import settle as settle_log
 from tests.support.ports import LOOPBACK, free_port
 from tests.support.procs import ManagedProcess
 from tests.support.registry_log import (

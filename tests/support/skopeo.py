@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from damselfly.bench.pull import dir_pull_problems
+from bench.pull import dir_pull_problems
 from tests.support.images import PushedImage
 
 DROPIN_DIR = Path("/etc/containers/registries.conf.d")

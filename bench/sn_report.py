@@ -29,7 +29,7 @@ def supernode_markdown(report: SupernodeReport, command: str, host: Machine) -> 
         "",
         stamp(command, host),
         f"One `damselfly supernode` process (uvicorn, httptools, asyncio loop) on 127.0.0.1 and one load generator "
-        f"process (`damselfly/bench/sn_load.py`: keep-alive HTTP/1.1 connections, the requests of "
+        f"process (`bench/sn_load.py`: keep-alive HTTP/1.1 connections, the requests of "
         f"`supernode/client.py` with the peers' timings). {s.hosts:,} hosts register and join {s.layers} of "
         f"{s.swarms} swarms ({members:,} members each, blobs of {s.pieces} pieces); closed loops of "
         f"{s.concurrency} connections send one kind of request back to back for {s.seconds:g} s; in the wake phase "

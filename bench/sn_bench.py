@@ -150,7 +150,7 @@ class SupernodeBench:
             settings = replace(self.settings.load, url=f"http://127.0.0.1:{port}", supernode_pid=supernode.pid)
             load_before, meter = load_average(), CpuMeter()
             result = subprocess.run(
-                [sys.executable, "-m", "damselfly.bench.sn_load", json.dumps(asdict(settings))],
+                [sys.executable, "-m", "bench.sn_load", json.dumps(asdict(settings))],
                 capture_output=True, text=True, timeout=self.settings.timeout, env=clean_env(python_env()),
             )
             busy = meter.busy()

@@ -1,6 +1,6 @@
 """The supernode's load generator: simulated peers playing the supernode's HTTP protocol, in one process.
 
-`sn_bench` starts it as a process of its own (`python -m damselfly.bench.sn_load SETTINGS_JSON`), next to one real
+`sn_bench` starts it as a process of its own (`python -m bench.sn_load SETTINGS_JSON`), next to one real
 `damselfly supernode`, and reads one JSON document from its stdout. The requests are those a real peer sends
 (supernode/client.py, peer/download.py, peer/reporter.py, peer/service.py), over keep-alive connections
 (`http1`). Phases, in this order:

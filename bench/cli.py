@@ -1,0 +1,62 @@
+"""The flags of `damselfly bench` and `damselfly simulate`.
+
+`damselfly --help` shows them, so the `damselfly` command imports this module at every start: it must stay light.
+The benchmark itself (`bench/command.py` and everything it uses) is imported only when one of the two runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .sim_model import SimSettings
+
+COMMANDS = ("bench", "simulate")
+# Root-owned by default (the cluster benchmark runs as root): no shared /tmp paths.
+DEFAULT_WORKDIR = str(Path.home() / ".cache" / "damselfly-bench")
+DEFAULT_OUTPUT = "docs/benchmarks.md"
+
+
+def add_commands(commands: Any) -> None:
+    """Add `bench` and `simulate` to the `damselfly` command's subparsers."""
+    bench = commands.add_parser("bench", help="pull-storm benchmark in network namespaces (root), and on loopback")
+    bench.add_argument("--hosts", type=int, default=8, help="hosts pulling at once (default 8)")
+    bench.add_argument("--upstream-mbit", type=int, default=100, help="upstream link, Mbit/s (default 100)")
+    bench.add_argument("--host-mbit", type=int, default=1000, help="each host's link, Mbit/s (default 1000)")
+    bench.add_argument("--image-mb", type=float, default=100.0, help="image size in MB, 3 layers (default 100)")
+    bench.add_argument(
+        "--scenarios",
+        default="a,b,c,loopback",
+        help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: these four), "
+        "supernode (one supernode process under the peers' HTTP load; not in the default)",
+    )
+    bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
+    bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")
+    bench.add_argument("--repeat", type=int, default=5, help="samples per loopback figure (default 5)")
+    bench.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"cache and run logs (default {DEFAULT_WORKDIR})")
+    bench.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
+    bench.add_argument("--json", default="", help="also write the raw results to this JSON file")
+    bench.add_argument(
+        "--daemon-log-level", default="info", choices=["debug", "info", "warning"],
+        help="log level of the Damselfly daemons under test (debug: a timestamped line per request)",
+    )
+    bench.add_argument("--quick", action="store_true", help="small image and blob, 3 hosts, one sample (smoke test)")
+    bench.add_argument("--cleanup", action="store_true", help="only delete namespaces left by killed runs, then exit")
+
+    sim = commands.add_parser("simulate", help="drive the supernode's scheduler with simulated peers (no sockets)")
+    defaults = SimSettings()
+    sim.add_argument("--hosts", type=int, default=defaults.hosts, help=f"simulated hosts (default {defaults.hosts})")
+    sim.add_argument("--swarms", type=int, default=defaults.swarms, help=f"blobs (default {defaults.swarms})")
+    sim.add_argument("--layers", type=int, default=defaults.layers, help="blobs per image: each host pulls one image")
+    sim.add_argument("--blob-mb", type=float, default=defaults.blob_mb, help="mean blob size, MB")
+    sim.add_argument("--window", type=float, default=defaults.window, help="seconds over which hosts start pulling")
+    sim.add_argument("--churn", type=float, default=defaults.churn, help="share of hosts that die mid-pull")
+    sim.add_argument("--sequential", action="store_true", help="pull an image's blobs one by one (like skopeo)")
+    sim.add_argument(
+        "--report-interval", type=float, default=defaults.report_interval,
+        help=f"least seconds between a child's piece-count reports (default {defaults.report_interval:g}, the peers')",
+    )
+    sim.add_argument("--seed", type=int, default=defaults.seed)
+    sim.add_argument("--profile", action="store_true", help="run under cProfile and report the hottest functions")
+    sim.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
+    sim.add_argument("--json", default="", help="also write the raw results to this JSON file")
