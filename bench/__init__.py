@@ -2,7 +2,7 @@
 and `damselfly simulate` (the supernode's scheduler at scale, without sockets).
 
 Modules, one concept each:
-- `command`: the two commands' flags and the order of their parts.
+- `cli`: the two commands' flags (light: `damselfly` imports it at every start); `command`: the order of their parts.
 - `netns`: hosts in network namespaces on a bridge, links shaped with `tc tbf`.
 - `procs`: child processes with logs and timeouts, always stopped.
 - `registry`: the real `docker-registry` as upstream and as central cache; bytes served from its log.

@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--no-prefetch", action="store_true", help="do not start an image's blobs when its manifest is served"
         )
-        sub.add_argument("--fault-corrupt-pieces", action="store_true", help=argparse.SUPPRESS)
         common(sub)
 
     pe = commands.add_parser("peer", help="run the registry mirror and the peer on this host")
@@ -117,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+PeerFactory = Callable[[PeerConfig], PeerService]
+
+
+def main(argv: Sequence[str] | None = None, *, peer_factory: PeerFactory = PeerService) -> int:
+    """Run one command; `peer_factory` lets a test entry point (tests/support/faulty_peer.py) wire a faulty peer."""
     args = build_parser().parse_args(argv)
     if args.command in bench_cli.COMMANDS:
         # The benchmark is most of the code base: imported only when it runs, not at every start of a daemon.
@@ -136,14 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return runner.run(_run_supernode(supernode_config(args, conf)))
         if args.command == "peer":
             peer_config, proxy_config = peer_configs(args, conf)
-            return asyncio.run(_run_peer(peer_config, proxy_config, None, args.fault_corrupt_pieces))
+            return asyncio.run(_run_peer(peer_config, proxy_config, None, peer_factory))
         if args.command == "up":
             sn_config = supernode_config(args, conf, listen=args.supernode_listen)
             # The peer of `up` always talks to its own supernode (over loopback when it listens everywhere).
             sn_host = sn_config.listen_host if sn_config.listen_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
             args.supernode = f"http://{sn_host}:{sn_config.listen_port}"
             peer_config, proxy_config = peer_configs(args, conf)
-            return asyncio.run(_run_peer(peer_config, proxy_config, sn_config, args.fault_corrupt_pieces))
+            return asyncio.run(_run_peer(peer_config, proxy_config, sn_config, peer_factory))
     except (SettingsError, BindError, StartupError) as exc:
         print(f"damselfly {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -280,7 +283,7 @@ async def _run_supernode(config: SupernodeConfig) -> int:
 
 
 async def _run_peer(
-    peer_config: PeerConfig, proxy_config: ProxyConfig, supernode: SupernodeConfig | None, fault_corrupt: bool
+    peer_config: PeerConfig, proxy_config: ProxyConfig, supernode: SupernodeConfig | None, peer_factory: PeerFactory
 ) -> int:
     servers: list[uvicorn.Server] = []
     tasks: list[asyncio.Task[None]] = []
@@ -292,7 +295,7 @@ async def _run_peer(
         await wait_started(sn_server)
         print(f"damselfly supernode: listening on http://{supernode.listen_host}:{supernode.listen_port}", flush=True)
     proxy_sock = bind(proxy_config.listen_host, proxy_config.listen_port)
-    peer = PeerService(peer_config, fault_corrupt=fault_corrupt)
+    peer = peer_factory(peer_config)
     try:
         await peer.start()
         server = make_server(

@@ -1,4 +1,4 @@
-"""A peer that serves corrupt pieces (the hidden `--fault-corrupt-pieces` switch flips a byte in every piece).
+"""A peer that serves corrupt pieces (tests/support/faulty_peer.py flips a byte in every piece it serves).
 
 What must hold: the bad piece is caught at the piece, that peer is blocklisted for the swarm (asked again at
 most for the requests already in flight), the piece comes from elsewhere, and no wrong byte reaches a client
@@ -25,6 +25,8 @@ from tests.support.cluster import DamselflyCluster, PeerProcess
 from tests.support.registry import RegistryServer
 
 REPO = "faults/corrupt"
+# The test entry point of a peer that corrupts what it serves (no flag of `damselfly` can do that).
+FAULTY_PEER = "tests.support.faulty_peer"
 PIECE = 4 * MiB
 # Pieces a child may have in flight to one parent when the first bad one comes back (max_inflight_per_parent).
 IN_FLIGHT_PER_PARENT = 3
@@ -46,7 +48,7 @@ def test_corrupt_parent_is_caught_blocklisted_and_bypassed(tmp_path: Path, regis
     outcomes: list[dict[str, object]] = []
     with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=0) as cluster:
         good = cluster.add_peer(0)
-        bad = cluster.add_peer(1, extra_args=["--fault-corrupt-pieces"])
+        bad = cluster.add_peer(1, entry=FAULTY_PEER)
         children = [cluster.add_peer(2), cluster.add_peer(3)]
         late = cluster.add_peer(4)
         for run in range(total_runs):
@@ -93,7 +95,7 @@ def test_corrupt_source_is_replaced_and_the_upstream_serves_the_rest(
     total_runs = runs(2)
     outcomes: list[dict[str, object]] = []
     with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=0) as cluster:
-        bad = cluster.add_peer(0, extra_args=["--fault-corrupt-pieces"])
+        bad = cluster.add_peer(0, entry=FAULTY_PEER)
         children = [cluster.add_peer(1), cluster.add_peer(2)]
         for run in range(total_runs):
             data = random_blob(BLOB_SIZE, seed=3100 + run)

@@ -11,4 +11,5 @@ Modules (each small and importable on its own):
 - ``images``: offline test images (umoci) and pushing them (skopeo).
 - ``skopeo``: pulling with skopeo, registries.conf drop-ins, verifying pulls.
 - ``fixtures``: pytest fixtures (load with ``pytest_plugins``).
+- ``faulty_peer``: ``damselfly peer`` serving corrupt pieces, a test entry point (``python -m``).
 """

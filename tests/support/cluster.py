@@ -86,11 +86,13 @@ class DamselflyCluster:
             args += ["--join-token", self.join_token]
         self.supernode = _start(args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode")
 
-    def add_peer(self, index: int, extra_args: list[str] | None = None) -> PeerProcess:
+    def add_peer(self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly") -> PeerProcess:
+        """Start a peer: `python -m <entry> peer ...`; a test entry point such as tests.support.faulty_peer
+        takes the same flags as `damselfly` and wires a faulty peer."""
         mirror_port, upload_port = free_port(), free_port()
         data_dir = self.workdir / f"peer{index}"
         args = [
-            sys.executable, "-m", "damselfly", "peer",
+            sys.executable, "-m", entry, "peer",
             "--supernode", self.supernode_url,
             "--listen", f"127.0.0.1:{mirror_port}",
             "--upload-listen", f"127.0.0.1:{upload_port}",
