@@ -1,6 +1,6 @@
 """One blob being fetched on this host, shared by every local reader and every child peer.
 
-How a blob arrives (PRODUCT.md, the blob path, steps 5-10):
+How a blob arrives (docs/architecture.md, "How a blob travels", steps 4-10):
 - join the blob's swarm at the supernode; if told to go to the source, fetch from the upstream, cut the stream
   into pieces, digest each and report the digests so children can verify;
 - otherwise fetch pieces from the parents the supernode names, several at once, each verified against the
