@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy.config import ProxyConfig
+
 from . import client_configs
 from .client_configs import ConfigureError
 
-DEFAULT_MIRROR = "http://127.0.0.1:65001"
+# Where `damselfly peer` listens by default.
+DEFAULT_MIRROR = f"http://{ProxyConfig().listen_host}:{ProxyConfig().listen_port}"
 DOCKER_HUB = "docker.io"
 # Paths relative to --root (default "/").
 DAEMON_JSON = "etc/docker/daemon.json"

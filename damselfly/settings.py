@@ -1,32 +1,9 @@
-"""The TOML configuration file, read into each package's config. Flags given on the command line win.
+"""The settings of each command: the package configs it builds, from flags over the TOML file over the defaults.
 
-Example (every field optional):
-
-    [supernode]
-    listen = "0.0.0.0:8002"
-    join_token = ""                      # shared secret peers must present
-
-    [peer]
-    supernode = "http://supernode:8002"  # or a list of several, sharing the swarms out by digest
-    upload_listen = "0.0.0.0:65002"
-    advertise = ""                       # host other peers dial; default: as the supernode sees us
-    data_dir = "/var/lib/damselfly"
-    join_token = ""
-    labels = { zone = "eu-1a", rack = "r12" }
-    upload_rate = "0"                    # e.g. "500Mbit": serving pieces to other peers
-    download_rate = "0"                  # fetching pieces from other peers
-    source_rate = "0"                    # fetching from the upstream registry
-    disk_quota = ""                      # e.g. "50GiB": most the store may hold (default: no quota)
-    disk_high_watermark = 0.9            # fraction of the quota past which idle blobs are evicted (LRU)
-    disk_low_watermark = 0.8             # fraction of the quota eviction goes down to
-
-    [proxy]
-    listen = "127.0.0.1:65001"
-    default_registry = "docker.io"
-    allow = []                           # fnmatch patterns of registries reachable without configuration
-    prefetch = true                      # start an image's blobs as soon as its manifest is served
-    tls_cert = ""                        # serve https with this certificate and key
-    tls_key = ""
+Every default is declared once, in its package's config dataclass (supernode/config.py, peer/config.py,
+proxy/config.py) together with its flag and TOML key; `damselfly settings` prints the table of them (it is in the
+README) and `damselfly settings --toml` a configuration file with every key at its default. The file has a table
+per package, `[supernode]`, `[peer]` and `[proxy]`, and one `[[registry]]` table per upstream registry:
 
     [[registry]]
     name = "registry.example.test"       # what clients call it
@@ -40,15 +17,76 @@ Example (every field optional):
 
 from __future__ import annotations
 
+import argparse
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from core.setting import Setting, setting
+from peer.config import PeerConfig
+from peer.quota import QuotaPolicy
 from peer.upstream import UpstreamRegistry
+from proxy.config import DOCKER_HUB, ProxyConfig
+from supernode.config import SupernodeConfig
+
+from .flags import Section, SettingsError, host_port, read
+
+__all__ = [
+    "ALL",
+    "COMMANDS",
+    "PEER",
+    "SUPERNODE",
+    "UP",
+    "CommandFlags",
+    "Settings",
+    "SettingsError",
+    "build",
+    "command_flags",
+    "host_port",
+    "load",
+    "peer_configs",
+    "supernode_config",
+]
 
 
-class SettingsError(ValueError):
-    """The configuration file is not valid."""
+@dataclass(frozen=True, slots=True)
+class CommandFlags:
+    """Flags of the `damselfly` command itself, not of one package."""
+
+    config: str = setting("", Setting("TOML configuration file (flags win over it)", flag="--config", metavar="FILE"))
+    log_level: str = setting(
+        "info",
+        Setting("what the daemon logs", flag="--log-level", choices=("debug", "info", "warning", "error")),
+    )
+    # A shortcut for a `[[registry]]` table and `default_registry` naming it.
+    upstream: str = setting(
+        "", Setting("the default upstream registry", flag="--upstream", metavar="URL", shown_default="Docker Hub")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a command runs with: a config per package, as the configuration file has a table per package."""
+
+    supernode: SupernodeConfig = field(default_factory=SupernodeConfig)
+    peer: PeerConfig = field(default_factory=PeerConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+
+
+# What each command offers. `up` runs its own supernode: the peer dials it, so it takes neither `--supernode` nor
+# `--supernode-timeout`, and its supernode's listener is `--supernode-listen` beside the mirror's `--listen`.
+SUPERNODE = (Section("", CommandFlags, without=frozenset({"upstream"})), Section("supernode", SupernodeConfig))
+PEER = (Section("", CommandFlags), Section("peer", PeerConfig), Section("proxy", ProxyConfig))
+UP = (
+    Section("", CommandFlags),
+    Section("supernode", SupernodeConfig, renamed={"listen_host": "--supernode-listen"}),
+    Section("peer", PeerConfig, without=frozenset({"supernode_url", "register_timeout"})),
+    Section("proxy", ProxyConfig),
+)
+# Every setting once, each under the name of its own command: the README's table.
+ALL = (Section("", CommandFlags), Section("supernode", SupernodeConfig), *PEER[1:])
 
 
 def load(path: str | None) -> dict[str, Any]:
@@ -70,7 +108,7 @@ def section(settings: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def registries(settings: dict[str, Any]) -> list[UpstreamRegistry]:
+def registries_from(settings: dict[str, Any]) -> list[UpstreamRegistry]:
     entries = settings.get("registry", [])
     if not isinstance(entries, list):
         raise SettingsError("[[registry]] must be an array of tables")
@@ -102,8 +140,75 @@ def registries(settings: dict[str, Any]) -> list[UpstreamRegistry]:
     return found
 
 
-def host_port(text: str, what: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise SettingsError(f"{what}: expected HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+COMMANDS = {"supernode": SUPERNODE, "peer": PEER, "up": UP}
+
+
+def build(args: argparse.Namespace, conf: dict[str, Any]) -> Settings:
+    """The configs `args.command` runs with; the packages it does not run keep their defaults."""
+    if args.command == "supernode":
+        return Settings(supernode=supernode_config(args, conf, SUPERNODE))
+    if args.command == "peer":
+        peer, proxy = peer_configs(args, conf)
+        return Settings(peer=peer, proxy=proxy)
+    supernode = supernode_config(args, conf, UP)
+    # The peer of `up` always talks to its own supernode (over loopback when it listens everywhere).
+    host = supernode.listen_host if supernode.listen_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    peer, proxy = peer_configs(args, conf, UP, supernode_url=f"http://{host}:{supernode.listen_port}")
+    return Settings(supernode, peer, proxy)
+
+
+def command_flags(args: argparse.Namespace) -> CommandFlags:
+    return CommandFlags(**read(Section("", CommandFlags), args, {}))
+
+
+def supernode_config(args: argparse.Namespace, conf: dict[str, Any], sections: tuple[Section, ...]) -> SupernodeConfig:
+    (sn,) = [s for s in sections if s.config is SupernodeConfig]
+    return SupernodeConfig(**read(sn, args, section(conf, "supernode")))
+
+
+def peer_configs(
+    args: argparse.Namespace, conf: dict[str, Any], sections: tuple[Section, ...] = PEER, supernode_url: str = ""
+) -> tuple[PeerConfig, ProxyConfig]:
+    """The peer's and the proxy's configs; `supernode_url` is the supernode of `up`, which the peer always dials."""
+    (peer_section,) = [s for s in sections if s.config is PeerConfig]
+    (proxy_section,) = [s for s in sections if s.config is ProxyConfig]
+    peer_values = read(peer_section, args, section(conf, "peer"))
+    if supernode_url:
+        peer_values["supernode_url"] = supernode_url
+    _check_quota(peer_values)
+    proxy_values = read(proxy_section, args, section(conf, "proxy"))
+    registries = {r.name: r for r in registries_from(conf)}
+    default = str(proxy_values.pop("default_registry", ""))
+    flags = command_flags(args)
+    if flags.upstream:
+        upstream = upstream_registry(flags.upstream)
+        registries.setdefault(upstream.name, upstream)
+        default = upstream.name
+    if not default:
+        default = DOCKER_HUB.name
+    if default == DOCKER_HUB.name:
+        registries.setdefault(DOCKER_HUB.name, DOCKER_HUB)
+    if default not in registries:
+        raise SettingsError(f"default_registry {default!r} is not a configured [[registry]]")
+    proxy = ProxyConfig(default_registry=default, registries=registries, **proxy_values)
+    return PeerConfig(**peer_values), proxy
+
+
+def _check_quota(values: dict[str, Any]) -> None:
+    """The quota and its watermarks agree (peer/quota.py says how)."""
+    defaults = PeerConfig.__dataclass_fields__
+    high = values.get("disk_high_watermark", defaults["disk_high_watermark"].default)
+    low = values.get("disk_low_watermark", defaults["disk_low_watermark"].default)
+    try:
+        QuotaPolicy(values.get("disk_quota", 0), high, low)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"--disk-high-watermark/--disk-low-watermark: {exc}") from None
+
+
+def upstream_registry(url: str) -> UpstreamRegistry:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"--upstream: expected a URL like https://registry.example.com, got {url!r}")
+    if parts.hostname in ("registry-1.docker.io", "index.docker.io", "docker.io"):
+        return DOCKER_HUB
+    return UpstreamRegistry(name=parts.netloc.lower(), url=f"{parts.scheme}://{parts.netloc}")

@@ -1,22 +1,59 @@
-"""Peer settings, each with its default in one place."""
+"""Peer settings, each with its default in one place; those an operator may set say their flag and TOML key
+(`[peer]`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from core.setting import Setting, setting, setting_factory
 
-@dataclass(slots=True)
+
+def default_data_dir() -> Path:
+    """A root daemon keeps its store in /var/lib; anyone else in their own data directory (XDG)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/damselfly")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "damselfly"
+
+
+@dataclass(frozen=True, slots=True)
 class PeerConfig:
-    data_dir: Path = Path("/var/lib/damselfly")
-    # Supernode base URL; empty means no swarm: every blob comes from the upstream (single host).
-    supernode_url: str = ""
-    upload_host: str = "0.0.0.0"
+    data_dir: Path = setting_factory(
+        default_data_dir,
+        Setting("blob and piece store", key="data_dir", flag="--data-dir", kind="path", metavar="DIR",
+                shown_default="/var/lib/damselfly as root, else $XDG_DATA_HOME/damselfly"),
+    )
+    # Several supernode processes share the swarms out by digest (supernode/shards.py): give every peer the same list.
+    supernode_url: str = setting(
+        "",
+        Setting("supernode URLs, comma-separated (in TOML also a list); several share the swarms out by digest",
+                key="supernode", flag="--supernode", kind="urls", metavar="URL[,URL...]",
+                shown_default="none: every blob comes from the upstream"),
+    )
+    upload_host: str = setting(
+        "0.0.0.0",
+        Setting("the piece server other peers fetch from", key="upload_listen", flag="--upload-listen",
+                kind="host_port", metavar="HOST:PORT", port_field="upload_port"),
+    )
     upload_port: int = 65002
-    # Host other peers dial; empty means "as the supernode sees us".
-    advertise_host: str = ""
-    join_token: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
+    advertise_host: str = setting(
+        "",
+        Setting("the host other peers dial", key="advertise", flag="--advertise", metavar="HOST",
+                shown_default="as the supernode sees the peer"),
+    )
+    join_token: str = setting(
+        "",
+        Setting("shared secret of the cluster, presented to the supernode and to other peers' upload servers",
+                key="join_token", flag="--join-token", env="DAMSELFLY_JOIN_TOKEN", metavar="TOKEN"),
+    )
+    # Parents in the same zone or rack are preferred (supernode/scheduler.py).
+    labels: dict[str, str] = setting(
+        {},
+        Setting("locality labels (zone, rack); the flag is repeated, and merged over the TOML table", key="labels",
+                flag="--label", kind="labels", metavar="KEY=VALUE"),
+    )
     # Pieces fetched from parents at once, and per parent.
     max_inflight: int = 8
     max_inflight_per_parent: int = 3
@@ -30,19 +67,39 @@ class PeerConfig:
     # Network timeouts: connecting, and the longest silence while reading.
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
-    # Start-up: how long to keep trying to reach the supernode before giving up.
-    register_timeout: float = 15.0
-    # Per-host rate limits in bytes per second, 0 for none: serving pieces to peers, fetching pieces from
-    # peers, and fetching from the upstream registry, so the swarm never starves the host's own traffic.
-    upload_rate: float = 0.0
-    download_rate: float = 0.0
-    source_rate: float = 0.0
+    register_timeout: float = setting(
+        15.0,
+        Setting("seconds to keep trying the supernode at start-up before giving up", key="supernode_timeout",
+                flag="--supernode-timeout", kind="float", metavar="SECONDS"),
+    )
+    # Per-host rate limits in bytes per second, 0 for none, so the swarm never starves the host's own traffic.
+    upload_rate: float = setting(
+        0.0, Setting("limit for serving pieces to peers (100Mbit, 50MB)", key="upload_rate", flag="--upload-rate",
+                     kind="rate", metavar="RATE"),
+    )
+    download_rate: float = setting(
+        0.0, Setting("limit for fetching pieces from peers", key="download_rate", flag="--download-rate",
+                     kind="rate", metavar="RATE"),
+    )
+    source_rate: float = setting(
+        0.0, Setting("limit for fetching from the upstream", key="source_rate", flag="--source-rate", kind="rate",
+                     metavar="RATE"),
+    )
     # Disk quota of the store in bytes, 0 for none (peer/quota.py). Starting a blob that would take the store past
     # `disk_high_watermark` (a fraction of the quota) evicts least-recently-used blobs nobody is reading until it
     # is back at `disk_low_watermark`; a blob that still does not fit is refused with HTTP 507.
-    disk_quota: int = 0
-    disk_high_watermark: float = 0.9
-    disk_low_watermark: float = 0.8
+    disk_quota: int = setting(
+        0, Setting("most the store may hold (10GiB, 500GB)", key="disk_quota", flag="--disk-quota", kind="size",
+                   metavar="SIZE"),
+    )
+    disk_high_watermark: float = setting(
+        0.9, Setting("fraction of the quota that starts eviction", key="disk_high_watermark",
+                     flag="--disk-high-watermark", kind="float", metavar="FRACTION"),
+    )
+    disk_low_watermark: float = setting(
+        0.8, Setting("fraction of the quota eviction goes down to", key="disk_low_watermark",
+                     flag="--disk-low-watermark", kind="float", metavar="FRACTION"),
+    )
     # Upstream retries on 429, 5xx and broken bodies.
     upstream_attempts: int = 5
     upstream_backoff: float = 0.5

@@ -1,9 +1,11 @@
-"""Proxy settings: where it listens, which upstream registries it serves, and for how long access is trusted."""
+"""Proxy settings: where it listens, which upstream registries it serves, and for how long access is trusted; those
+an operator may set say their flag and TOML key (`[proxy]`; the registries are `[[registry]]` tables)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.setting import Setting, setting
 from peer.upstream import UpstreamRegistry
 
 DOCKER_HUB = UpstreamRegistry(name="docker.io", url="https://registry-1.docker.io", library_prefix=True)
@@ -11,20 +13,37 @@ DOCKER_HUB = UpstreamRegistry(name="docker.io", url="https://registry-1.docker.i
 DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    listen_host: str = "127.0.0.1"
+    # Loopback: the mirror is for this host's clients, and it pulls with the registries' configured credentials
+    # for whoever reaches it.
+    listen_host: str = setting(
+        "127.0.0.1",
+        Setting("where the registry mirror listens", key="listen", flag="--listen", kind="host_port",
+                metavar="HOST:PORT", port_field="listen_port"),
+    )
     listen_port: int = 65001
-    # The registry for requests that name none (no `ns`, no host as first path component).
-    default_registry: str = "docker.io"
+    # `damselfly --upstream URL` adds a registry and makes it the default.
+    default_registry: str = setting(
+        "docker.io",
+        Setting("the registry for requests that name none (no `ns`, no host as first path component)",
+                key="default_registry"),
+    )
     registries: dict[str, UpstreamRegistry] = field(default_factory=lambda: {"docker.io": DOCKER_HUB})
-    # Host patterns (fnmatch) of registries that may be reached without being configured; empty: none.
-    allow: list[str] = field(default_factory=list)
+    allow: list[str] = setting(
+        [],
+        Setting("host patterns (fnmatch) of registries reachable without being configured", key="allow",
+                kind="patterns", shown_default="none"),
+    )
     # How long a positive access decision is reused per (credential, registry, repository, digest).
     access_ttl: float = 30.0
-    # On an image manifest GET, start downloading its blobs at once (proxy/prefetch.py).
-    prefetch: bool = True
+    prefetch: bool = setting(
+        True,
+        Setting("start an image's blobs as soon as its manifest is served (proxy/prefetch.py)", key="prefetch",
+                flag="--no-prefetch", kind="disable"),
+    )
     # Largest manifest accepted from an upstream (the CNCF registry's own limit).
     max_manifest_bytes: int = 4 * 1024 * 1024
-    tls_cert: str = ""
-    tls_key: str = ""
+    # Both or neither: with them the mirror speaks https only.
+    tls_cert: str = setting("", Setting("serve https with this certificate (PEM file)", key="tls_cert"))
+    tls_key: str = setting("", Setting("the certificate's private key (PEM file)", key="tls_key"))

@@ -1,11 +1,14 @@
-"""Supernode settings, each with its default in one place."""
+"""Supernode settings, each with its default in one place; those an operator may set say their flag and TOML key
+(`[supernode]`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from core.setting import Setting, setting
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     # Parents a child is given; more spreads load, fewer keeps connections down.
     parents_per_child: int = 4
@@ -21,12 +24,20 @@ class SchedulerConfig:
     swarm_ttl: float = 3600.0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SupernodeConfig:
-    listen_host: str = "0.0.0.0"
+    listen_host: str = setting(
+        "0.0.0.0",
+        Setting("where the supernode API listens", key="listen", flag="--listen", kind="host_port",
+                metavar="HOST:PORT", port_field="listen_port"),
+    )
     listen_port: int = 8002
-    # Shared secret peers present to join; empty disables the check (single-host and test set-ups).
-    join_token: str = ""
+    # Empty disables the check (single-host and test set-ups).
+    join_token: str = setting(
+        "",
+        Setting("shared secret of the cluster: peers present it to join, and to each other's upload servers",
+                key="join_token", flag="--join-token", env="DAMSELFLY_JOIN_TOKEN", metavar="TOKEN"),
+    )
     # Longest a sync request waits for news before answering with what there is.
     view_wait: float = 10.0
-    scheduler: SchedulerConfig | None = None
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)

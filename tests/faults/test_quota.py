@@ -214,8 +214,8 @@ async def test_a_full_disk_evicts_idle_blobs_then_refuses_with_507(tiny_disk: Pa
 
 
 def test_quota_flags_and_config_keys(tmp_path: Path) -> None:
-    from damselfly.cli import build_parser, peer_configs
-    from damselfly.settings import SettingsError
+    from damselfly.cli import build_parser
+    from damselfly.settings import SettingsError, peer_configs
 
     base = ["peer", "--data-dir", str(tmp_path), "--upstream", "http://127.0.0.1:5000"]
     args = build_parser().parse_args([*base, "--disk-quota", "10GiB", "--disk-high-watermark", "0.95"])
