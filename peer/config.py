@@ -37,6 +37,7 @@ class PeerConfig:
         Setting("the piece server other peers fetch from", key="upload_listen", flag="--upload-listen",
                 kind="host_port", metavar="HOST:PORT", port_field="upload_port"),
     )
+    # The port half of `upload_listen`; 0 takes a free port (the upload server reports which).
     upload_port: int = 65002
     advertise_host: str = setting(
         "",

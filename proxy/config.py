@@ -22,6 +22,7 @@ class ProxyConfig:
         Setting("where the registry mirror listens", key="listen", flag="--listen", kind="host_port",
                 metavar="HOST:PORT", port_field="listen_port"),
     )
+    # The port half of `listen`.
     listen_port: int = 65001
     # `damselfly --upstream URL` adds a registry and makes it the default.
     default_registry: str = setting(
@@ -29,6 +30,7 @@ class ProxyConfig:
         Setting("the registry for requests that name none (no `ns`, no host as first path component)",
                 key="default_registry"),
     )
+    # The upstream registries by the name clients use, from the `[[registry]]` tables (damselfly/settings.py).
     registries: dict[str, UpstreamRegistry] = field(default_factory=lambda: {"docker.io": DOCKER_HUB})
     allow: list[str] = setting(
         [],

@@ -12,13 +12,14 @@ from core.setting import Setting, setting
 class SchedulerConfig:
     # Parents a child is given; more spreads load, fewer keeps connections down.
     parents_per_child: int = 4
-    # Children one peer serves at once; the source's own cap is lower so its upstream pull is not starved.
+    # Children one peer serves at once; the feeder's own cap is lower so its upstream pull is not starved.
     peer_fanout: int = 6
     feeder_fanout: int = 4
     # Swarms larger than this pick parents from a random sample of this many members instead of all of them.
     candidate_sample: int = 64
     # A peer that has not sent a heartbeat for this long is dead: it is taken out of every swarm.
     peer_ttl: float = 8.0
+    # How often peers are told (in the register answer) to heartbeat; well under `peer_ttl`.
     heartbeat_interval: float = 2.0
     # Swarms nobody has touched for this long are forgotten.
     swarm_ttl: float = 3600.0
@@ -31,6 +32,7 @@ class SupernodeConfig:
         Setting("where the supernode API listens", key="listen", flag="--listen", kind="host_port",
                 metavar="HOST:PORT", port_field="listen_port"),
     )
+    # The port half of `listen`.
     listen_port: int = 8002
     # Empty disables the check (single-host and test set-ups).
     join_token: str = setting(
@@ -38,6 +40,7 @@ class SupernodeConfig:
         Setting("shared secret of the cluster: peers present it to join, and to each other's upload servers",
                 key="join_token", flag="--join-token", env="DAMSELFLY_JOIN_TOKEN", metavar="TOKEN"),
     )
-    # Longest a sync request waits for news before answering with what there is.
+    # Longest a view request waits for news before answering with what there is.
     view_wait: float = 10.0
+    # The swarm scheduler's tuning.
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
