@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from core.setting import Setting, setting
 from peer.config import PeerConfig
 from peer.quota import QuotaPolicy
-from peer.upstream import UpstreamRegistry
+from upstream.registry import UpstreamRegistry
 from proxy.config import DOCKER_HUB, ProxyConfig
 from supernode.config import SupernodeConfig
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.setting import Setting, setting, setting_factory
+from upstream.config import UpstreamConfig
 
 
 def default_data_dir() -> Path:
@@ -65,7 +66,7 @@ class PeerConfig:
     piece_wait: float = 15.0
     # Without any progress for this long, the swarm is given up and the upstream serves the rest.
     stall_timeout: float = 20.0
-    # Network timeouts: connecting, and the longest silence while reading.
+    # Network timeouts towards peers and the supernode: connecting, and the longest silence while reading.
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     register_timeout: float = setting(
@@ -101,6 +102,15 @@ class PeerConfig:
         0.8, Setting("fraction of the quota eviction goes down to", key="disk_low_watermark",
                      flag="--disk-low-watermark", kind="float", metavar="FRACTION"),
     )
-    # Upstream retries on 429, 5xx and broken bodies.
-    upstream_attempts: int = 5
-    upstream_backoff: float = 0.5
+    # How the upstream registry is reached: attempts, backoff, timeouts (upstream/config.py). The registry client
+    # retries a failed request; the download resumes a body that broke off, with the same attempts and backoff.
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+
+    @property
+    def upstream_attempts(self) -> int:
+        """Tries of the download's loop that resumes broken bodies: the registry client's number of attempts."""
+        return self.upstream.attempts
+
+    @property
+    def upstream_backoff(self) -> float:
+        return self.upstream.backoff

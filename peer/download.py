@@ -30,6 +30,8 @@ from core.digest import Digest, Hasher
 from supernode.api import ROLE_FEEDER, JoinRequest, ParentInfo, SwarmView, hex_to_mask, mask_to_hex
 from supernode.client import PeerUnknown, SupernodeUnavailable
 from supernode.shards import SupernodeShards
+from upstream.client import UpstreamError
+from upstream.raw_http import RawHttpClient, RawHttpError
 
 from .config import PeerConfig
 from .live_tail import LiveTail
@@ -37,12 +39,10 @@ from .partial import PartialBlob
 from .piece_buffers import PieceBuffers
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .ratelimit import RateLimits, TokenBucket
-from .raw_http import RawHttpClient, RawHttpError
 from .reporter import SwarmReporter
 from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore
-from .upstream import UpstreamError
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024

@@ -12,8 +12,8 @@ import hashlib
 import mmap
 
 from supernode.api import TOKEN_HEADER
+from upstream.raw_http import RawHttpClient
 
-from .raw_http import RawHttpClient
 from .upload_api import piece_path
 
 

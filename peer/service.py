@@ -24,6 +24,7 @@ from core.pieces import PieceLayout, choose_piece_size
 from supernode.api import RegisterRequest, ReportRequest
 from supernode.client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
 from supernode.shards import SupernodeShards
+from upstream.raw_http import RawHttpClient
 
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
@@ -31,7 +32,6 @@ from .partial import PartialBlob
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
-from .raw_http import RawHttpClient
 from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore

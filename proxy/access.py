@@ -13,12 +13,12 @@ import hashlib
 import httpx
 from cachetools import TTLCache
 
-from core import errors
+from core import errors, registry_api
 from core.errors import RegistryError, error_for_status, is_oci_error_body
-from peer.upstream import PASSBACK_HEADERS, UpstreamError
+from upstream.client import PASSBACK_HEADERS, UpstreamError
+from upstream.clients import Upstreams
 
 from .routing import Target
-from .upstreams import Upstreams
 
 
 class AccessChecker:
@@ -56,9 +56,8 @@ class AccessChecker:
     async def _ask(self, target: Target, client_auth: str | None) -> int:
         client = self.upstreams.client(target.registry)
         try:
-            response = await client.send(
-                "HEAD", f"/v2/{target.repository}/blobs/{target.reference}", client_auth=client_auth
-            )
+            path = registry_api.BLOB.path(name=target.repository, digest=target.reference)
+            response = await client.send("HEAD", path, client_auth=client_auth)
         except UpstreamError as exc:
             raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
         await response.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from starlette.applications import Starlette
@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core import errors
+from core import errors, registry_api
 from core.errors import RegistryError
 from peer.service import PeerService
+from upstream.clients import Upstreams
 
 from .access import AccessChecker
 from .blobs import serve_blob
@@ -23,12 +24,13 @@ from .config import ProxyConfig
 from .manifests import serve_manifest
 from .ping import Ping
 from .prefetch import blob_digests, prefetch
-from .routing import parse_target
-from .upstreams import Upstreams
+from .routing import Target, parse_target
 
 log = logging.getLogger(__name__)
 API_VERSION_HEADER = {"docker-distribution-api-version": "registry/2.0"}
 READ_METHODS = ("GET", "HEAD")
+# Serves one registry API route about a repository.
+Handler = Callable[[Request, Target], Awaitable[Response]]
 
 
 def oci_error_response(exc: RegistryError) -> Response:
@@ -37,7 +39,9 @@ def oci_error_response(exc: RegistryError) -> Response:
 
 
 def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | None = None) -> Starlette:
-    upstreams = upstreams or Upstreams()
+    # The registry client follows the peer's upstream settings (attempts, backoff, timeouts), which the download's
+    # own resuming of broken bodies reads too.
+    upstreams = upstreams or Upstreams(peer.config.upstream)
     # Build each configured upstream's client now: loading the system CAs takes ~25 ms, which would otherwise
     # land on the first client's time to first byte.
     for registry in config.registries.values():
@@ -54,19 +58,29 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
             request.query_params.get("ns"), request.headers.get("authorization"), dict(API_VERSION_HEADER)
         )
 
+    async def manifest(request: Request, target: Target) -> Response:
+        response = await serve_manifest(request, target, upstreams, config)
+        if config.prefetch and request.method == "GET" and response.status_code == 200:
+            digests = blob_digests(bytes(response.body), response.headers.get("content-type", ""))
+            if digests:
+                auth = request.headers.get("authorization")
+                peer.spawn(prefetch(digests, target, auth, peer, access, upstreams), "prefetch")
+        return response
+
+    async def blob(request: Request, target: Target) -> Response:
+        return await serve_blob(request, target, peer, access, upstreams)
+
+    # One handler per route of the registry API table (core/registry_api.py) about a repository.
+    handlers: dict[registry_api.Route, Handler] = {registry_api.MANIFEST: manifest, registry_api.BLOB: blob}
+
     async def registry_path(request: Request) -> Response:
         if request.method not in READ_METHODS:
             raise RegistryError(errors.UNSUPPORTED, message="this mirror is read-only")
         target = parse_target(request.url.path, request.query_params.get("ns"), config)
-        if target.kind == "manifests":
-            response = await serve_manifest(request, target, upstreams, config)
-            if config.prefetch and request.method == "GET" and response.status_code == 200:
-                digests = blob_digests(bytes(response.body), response.headers.get("content-type", ""))
-                if digests:
-                    auth = request.headers.get("authorization")
-                    peer.spawn(prefetch(digests, target, auth, peer, access, upstreams), "prefetch")
-        else:
-            response = await serve_blob(request, target, peer, access, upstreams)
+        handler = handlers.get(target.route)
+        if handler is None:
+            raise RegistryError(errors.NAME_UNKNOWN, message="unknown registry API path", status=404)
+        response = await handler(request, target)
         response.headers.update(API_VERSION_HEADER)
         return response
 
@@ -109,10 +123,13 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
             await upstreams.aclose()
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    base_path = registry_api.BASE.template
     routes = [
-        Route("/v2/", base, methods=["GET", "HEAD"]),
-        Route("/v2", base, methods=["GET", "HEAD"]),
-        Route("/v2/{path:path}", registry_path, methods=methods),
+        Route(base_path, base, methods=["GET", "HEAD"]),
+        Route(base_path.rstrip("/"), base, methods=["GET", "HEAD"]),
+        # Every other registry API path: matched against the route table by `parse_target`, which answers the
+        # errors a registry would (unknown path, invalid name, digest or tag) in OCI form.
+        Route(base_path + "{path:path}", registry_path, methods=methods),
         Route("/healthz", healthz),
         Route("/stats", stats),
         Route("/metrics", metrics_endpoint),

@@ -16,12 +16,12 @@ from core import errors
 from core.errors import RegistryError
 from peer.download import DownloadFailed
 from peer.service import PeerService
-from peer.upstream import BlobSource
+from upstream.blob import BlobSource
+from upstream.clients import Upstreams
 
 from .access import AccessChecker
 from .ranges import parse_range
 from .routing import Target
-from .upstreams import Upstreams
 
 READ_CHUNK = 1024 * 1024
 # The ASGI zero-copy send extension: the server sends an open file's bytes itself (sendfile), where it offers it.

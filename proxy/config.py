@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.setting import Setting, setting
-from peer.upstream import UpstreamRegistry
+from upstream.registry import UpstreamRegistry
 
 DOCKER_HUB = UpstreamRegistry(name="docker.io", url="https://registry-1.docker.io", library_prefix=True)
 # Names clients use for Docker Hub.

@@ -8,15 +8,15 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core import errors
+from core import errors, registry_api
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
-from peer.upstream import UpstreamError
+from upstream.client import UpstreamError
+from upstream.clients import Upstreams
 
 from .access import refusal
 from .config import ProxyConfig
 from .routing import Target
-from .upstreams import Upstreams
 
 # Response headers of the upstream that a client relies on.
 KEPT_HEADERS = ("content-type", "docker-content-digest", "etag", "last-modified")
@@ -29,7 +29,7 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
     headers = [("Accept", value) for value in request.headers.getlist("accept")]
     headers += [(name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers]
     client = upstreams.client(target.registry)
-    path = f"/v2/{target.repository}/manifests/{target.reference}"
+    path = registry_api.MANIFEST.path(name=target.repository, reference=target.reference)
     try:
         response = await client.send(
             request.method, path, client_auth=request.headers.get("authorization"), headers=headers, stream=True

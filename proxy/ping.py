@@ -14,11 +14,11 @@ from starlette.responses import Response
 
 from core import errors
 from core.errors import RegistryError
-from peer.upstream import UpstreamError
+from upstream.client import UpstreamError
+from upstream.clients import Upstreams
 
 from .config import ProxyConfig
 from .routing import resolve_registry
-from .upstreams import Upstreams
 
 # Long enough that a client's burst of pings costs one upstream round trip, short enough to follow a change.
 PING_CACHE_TTL = 10.0

@@ -14,14 +14,15 @@ import json
 import logging
 from typing import Any
 
+from core import registry_api
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
 from peer.service import PeerService
-from peer.upstream import BlobSource
+from upstream.blob import BlobSource
+from upstream.clients import Upstreams
 
 from .access import AccessChecker
 from .routing import Target
-from .upstreams import Upstreams
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ async def prefetch(
     for digest in digests:
         if peer.complete_size(digest) is not None:
             continue
-        blob = Target(target.registry, target.repository, "blobs", str(digest))
+        blob = Target(target.registry, target.repository, registry_api.BLOB, str(digest))
         try:
             size = await access.blob_size(blob, client_auth)
             source = BlobSource(upstreams.client(target.registry), target.repository, str(digest), client_auth)

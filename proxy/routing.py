@@ -5,31 +5,31 @@ In order: containerd's `?ns=<registry>`; a registry host as the first path compo
 containerd with `override_path = true` sends both (`/v2/<registry>/<repo>/...?ns=<registry>`): a first path
 component equal to `ns` is the registry, not part of the repository.
 Registries that are neither configured nor admitted by an allow pattern are refused, so the proxy never
-relays to an arbitrary host.
+relays to an arbitrary host. The paths' shapes and their parameters' grammar come from the route table
+(`core.registry_api`).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 
-from core import errors
+from core import errors, registry_api
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
-from core.names import is_repository, is_tag, looks_like_registry_host
-from peer.upstream import UpstreamRegistry
+from core.names import looks_like_registry_host
+from upstream.registry import UpstreamRegistry
 
 from .config import DOCKER_HUB_ALIASES, ProxyConfig
-
-_PATH = re.compile(r"^/v2/(?P<name>.+)/(?P<kind>manifests|blobs)/(?P<reference>[^/]+)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     registry: UpstreamRegistry
     repository: str
-    kind: str
+    # Which registry API route the path is (`registry_api.MANIFEST`, `registry_api.BLOB`).
+    route: registry_api.Route
+    # The path's tag or digest (`{reference}` or `{digest}`).
     reference: str
 
     @property
@@ -41,44 +41,27 @@ class Target:
 
 
 def parse_target(path: str, ns: str | None, config: ProxyConfig) -> Target:
-    """The upstream target of a `/v2/<name>/(manifests|blobs)/<reference>` path; raises an OCI error if invalid.
+    """The upstream target of a registry API path about a repository; raises an OCI error if invalid.
 
     Name and reference are checked before the registry is looked at: nothing malformed reaches any upstream.
     """
-    match = _PATH.match(path)
-    if match is None:
+    found = registry_api.match(path)
+    # Routes about no repository (the ping) have routes of their own in the app.
+    if found is None or "name" not in found[1]:
         raise RegistryError(errors.NAME_UNKNOWN, message="unknown registry API path", status=404)
-    name, kind, reference = match.group("name", "kind", "reference")
+    route, values = found
+    name = values["name"]
     registry_name = ns or None
     first, slash, rest = name.partition("/")
     if slash and (
         first.lower() == registry_name.lower() if registry_name is not None else looks_like_registry_host(first)
     ):
         registry_name, name = first, rest
-    _check_reference(kind, reference)
-    if not is_repository(name):
-        raise RegistryError(errors.NAME_INVALID, detail={"name": name[:300]})
+    route.check({**values, "name": name})
     registry = resolve_registry(registry_name or config.default_registry, config)
     if registry.library_prefix and "/" not in name:
         name = f"library/{name}"
-    return Target(registry, name, kind, reference)
-
-
-def _check_reference(kind: str, reference: str) -> None:
-    if kind == "blobs":
-        try:
-            Digest.parse(reference)
-        except InvalidDigest:
-            raise RegistryError(
-                errors.DIGEST_INVALID, message="invalid digest", detail={"digest": reference[:300]}
-            ) from None
-    elif not is_tag(reference):
-        try:
-            Digest.parse(reference)
-        except InvalidDigest:
-            raise RegistryError(
-                errors.MANIFEST_INVALID, message="invalid tag or digest", detail={"reference": reference[:300]}
-            ) from None
+    return Target(registry, name, route, values.get("reference") or values.get("digest", ""))
 
 
 def resolve_registry(name: str, config: ProxyConfig) -> UpstreamRegistry:

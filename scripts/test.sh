@@ -24,7 +24,7 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check core peer proxy supernode damselfly bench tests
+.venv/bin/ruff check core upstream peer proxy supernode damselfly bench tests
 .venv/bin/mypy
 
 set +e

@@ -23,8 +23,8 @@ import httpx
 from starlette.types import ASGIApp
 
 from damselfly.serving import bind, make_server
-from peer.raw_http import RawHttpClient, RawHttpError
-from peer.raw_http import RawResponse as RawHttpResponse
+from upstream.raw_http import RawHttpClient, RawHttpError
+from upstream.raw_http import RawResponse as RawHttpResponse
 
 T = TypeVar("T")
 MAX_RESPONSE = 16 << 20

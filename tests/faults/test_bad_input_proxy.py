@@ -29,12 +29,12 @@ from hypothesis import strategies as st
 
 from peer.config import PeerConfig
 from peer.service import PeerService
-from peer.upstream import UpstreamRegistry
 from proxy.app import create_app
 from proxy.config import ProxyConfig
 from tests.faults.helpers import oci_error_code, push_blob
 from tests.faults.servers import OutboundGuard, RawResponse, asgi_server, raw_request
 from tests.support.registry import RegistryServer
+from upstream.registry import UpstreamRegistry
 
 REPO = "test/app"
 BLOB = os.urandom(100_000)

@@ -15,10 +15,12 @@ from core.pieces import MiB, PieceLayout
 from peer.config import PeerConfig
 from peer.download import BlobDownload, DownloadFailed
 from peer.piece_buffers import PieceBuffers
-from peer.source import ChunkedBody, RangeBody
+from peer.source import RangeBody
 from peer.stats import PeerStats
 from peer.store import BlobStore
-from peer.upstream import UpstreamError
+from upstream.blob import ChunkedBody
+from upstream.client import UpstreamError
+from upstream.config import UpstreamConfig
 
 SIZE = 10 * MiB + 12345  # three pieces, the last one short
 
@@ -58,7 +60,7 @@ async def make_download(root: Path, data: bytes, digest: Digest) -> tuple[BlobDo
     store = BlobStore(root)
     layout = PieceLayout(len(data), 4 * MiB)
     partial = await store.open_partial(digest, layout)
-    config = PeerConfig(data_dir=root, upstream_backoff=0.01)
+    config = PeerConfig(data_dir=root, upstream=UpstreamConfig(backoff=0.01))
     download = BlobDownload(digest, partial, store=store, config=config, swarm=None, stats=PeerStats())
     return download, store
 
@@ -159,7 +161,7 @@ async def test_downloads_sharing_piece_buffers_each_get_their_own_bytes(tmp_path
 
     async def fetch(data: bytes, digest: Digest) -> bytes:
         partial = await store.open_partial(digest, PieceLayout(len(data), 4 * MiB))
-        config = PeerConfig(data_dir=tmp_path, upstream_backoff=0.01)
+        config = PeerConfig(data_dir=tmp_path, upstream=UpstreamConfig(backoff=0.01))
         download = BlobDownload(
             digest, partial, store=store, config=config, swarm=None, stats=PeerStats(), buffers=buffers
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core import registry_api
 from core.errors import RegistryError
-from peer.upstream import UpstreamRegistry
 from proxy.config import DOCKER_HUB, ProxyConfig
 from proxy.routing import parse_target, resolve_registry
+from upstream.registry import UpstreamRegistry
 
 DIGEST = "sha256:" + "a" * 64
 PRIVATE = UpstreamRegistry(name="registry.example.test", url="https://registry.example.test")
@@ -63,9 +64,9 @@ def test_routes(path: str, ns: str | None, registry: str, repository: str) -> No
 
 def test_kind_reference_and_digest() -> None:
     blob = parse_target(f"/v2/team/app/blobs/{DIGEST}", None, config())
-    assert (blob.kind, blob.reference, str(blob.digest)) == ("blobs", DIGEST, DIGEST)
+    assert (blob.route, blob.reference, str(blob.digest)) == (registry_api.BLOB, DIGEST, DIGEST)
     tag = parse_target("/v2/team/app/manifests/v1.2_3-rc", None, config())
-    assert (tag.kind, tag.reference, tag.digest) == ("manifests", "v1.2_3-rc", None)
+    assert (tag.route, tag.reference, tag.digest) == (registry_api.MANIFEST, "v1.2_3-rc", None)
 
 
 def test_the_default_registry_is_configurable() -> None:

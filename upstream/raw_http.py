@@ -7,7 +7,8 @@ the buffer given to `fill` (an `asyncio.BufferedProtocol`), one piece at a time.
 read, so a slow consumer pushes back on the sender through TCP and memory stays bounded.
 
 It is deliberately narrow: one connection per request (`Connection: close`), bodies framed by Content-Length
-only. Callers (`peer.upstream`) keep httpx for everything else: a chunked body is handed back as unusable.
+only. Callers (`upstream.client`) keep httpx for everything else: a chunked body is handed back as unusable.
+The peer fetches pieces from other peers through it too (`peer/piece_client.py`).
 """
 
 from __future__ import annotations

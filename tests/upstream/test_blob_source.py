@@ -9,11 +9,13 @@ import os
 import httpx
 import pytest
 
-from peer.raw_http import RawHttpClient, RawResponse
-from peer.source import ChunkedBody
-from peer.upstream import BlobSource, RegistryClient, UpstreamError, UpstreamRegistry
 from tests.faults.helpers import push_blob
 from tests.support.registry import RegistryServer
+from upstream.blob import BlobSource, ChunkedBody
+from upstream.client import RegistryClient, UpstreamError
+from upstream.config import UpstreamConfig
+from upstream.raw_http import RawHttpClient, RawResponse
+from upstream.registry import UpstreamRegistry
 
 REPO = "source/test"
 
@@ -37,7 +39,8 @@ async def test_ranges_of_a_blob_come_back_exactly(registry: RegistryServer, raw:
     digest = push_blob(registry.url, REPO, data)
     async with httpx.AsyncClient(trust_env=False) as http:
         raw_client = RawHttpClient(ssl_context=None, connect_timeout=5, read_timeout=30) if raw else None
-        client = RegistryClient(UpstreamRegistry("r", registry.url), http, attempts=2, backoff=0.01, raw=raw_client)
+        config = UpstreamConfig(attempts=2, backoff=0.01)
+        client = RegistryClient(UpstreamRegistry("r", registry.url), http, config, raw=raw_client)
         source = BlobSource(client, REPO, digest, None)
         for start, end, step in ((0, len(data) - 1, 1 << 20), (1, 100, 7), (len(data) - 10, len(data) - 1, 4)):
             got, kind = await read_range(source, start, end, step)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from peer.raw_http import RawHttpClient, RawHttpError
+from upstream.raw_http import RawHttpClient, RawHttpError
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 BODY = hashlib.sha256(b"body").digest() * 40_000  # 1.28 MB

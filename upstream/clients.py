@@ -8,19 +8,17 @@ import httpx
 
 from core import errors
 from core.errors import RegistryError
-from peer.raw_http import RawHttpClient
-from peer.upstream import RegistryClient, UpstreamRegistry
+
+from .client import RegistryClient
+from .config import UpstreamConfig
+from .raw_http import RawHttpClient
+from .registry import UpstreamRegistry
 
 
 class Upstreams:
-    def __init__(
-        self, *, attempts: int = 5, backoff: float = 0.5, connect_timeout: float = 5.0, read_timeout: float = 30.0
-    ) -> None:
-        self.attempts = attempts
-        self.backoff = backoff
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+    def __init__(self, config: UpstreamConfig) -> None:
+        self.config = config
+        self.timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         self._clients: dict[str, RegistryClient] = {}
         self._http: dict[tuple[str, bool], tuple[httpx.AsyncClient, RawHttpClient]] = {}
 
@@ -28,7 +26,7 @@ class Upstreams:
         client = self._clients.get(registry.name)
         if client is None or client.registry != registry:
             http, raw = self._http_for(registry)
-            client = RegistryClient(registry, http, attempts=self.attempts, backoff=self.backoff, raw=raw)
+            client = RegistryClient(registry, http, self.config, raw=raw)
             self._clients[registry.name] = client
         return client
 
@@ -38,14 +36,17 @@ class Upstreams:
         clients = self._http.get(key)
         if clients is None:
             context = _ssl_context(registry)
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            limits = httpx.Limits(
+                max_connections=self.config.max_connections,
+                max_keepalive_connections=self.config.max_keepalive_connections,
+            )
             http = httpx.AsyncClient(
                 timeout=self.timeout, verify=context if context is not None else False, limits=limits, trust_env=False
             )
             raw = RawHttpClient(
                 ssl_context=context or _unverified_context(),
-                connect_timeout=self.connect_timeout,
-                read_timeout=self.read_timeout,
+                connect_timeout=self.config.connect_timeout,
+                read_timeout=self.config.read_timeout,
             )
             clients = self._http[key] = (http, raw)
         return clients
