@@ -20,7 +20,6 @@ from proxy.app import create_app as create_proxy_app
 from proxy.config import ProxyConfig
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
-from upstream.registry import UpstreamRegistry
 
 from . import configure, flags, settings
 from .serving import BindError, bind, make_server, setup_logging, wait_started

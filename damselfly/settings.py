@@ -27,9 +27,9 @@ from urllib.parse import urlsplit
 from core.setting import Setting, setting
 from peer.config import PeerConfig
 from peer.quota import QuotaPolicy
-from upstream.registry import UpstreamRegistry
 from proxy.config import DOCKER_HUB, ProxyConfig
 from supernode.config import SupernodeConfig
+from upstream.registry import UpstreamRegistry
 
 from .flags import Section, SettingsError, host_port, read
 

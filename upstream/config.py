@@ -11,8 +11,9 @@ class UpstreamConfig:
     # mismatch is not retried: it is configuration). A blob body that breaks off is resumed by the download, not
     # here, and counts against the same number there: each failure is counted by one loop only.
     attempts: int = 5
-    # Seconds before the first retry; doubled for each one after, up to `max_backoff`.
+    # Seconds before the first retry; doubled for each one after.
     backoff: float = 0.5
+    # The longest wait between two tries, however many came before.
     max_backoff: float = 8.0
     # Connecting to the registry (or where it redirects), and the longest silence while reading its answer.
     connect_timeout: float = 5.0

@@ -9,10 +9,14 @@ from dataclasses import dataclass
 class UpstreamRegistry:
     # The name clients use for it (`registry.example.test`, `docker.io`).
     name: str
+    # Where its API is (`https://registry.example.test`, no trailing slash needed).
     url: str
+    # Credentials the mirror uses when a client sends none of its own; empty: anonymous.
     username: str = ""
     password: str = ""
+    # A CA file trusted on top of the system's CAs, for a registry with a private CA.
     ca_file: str = ""
+    # Skip certificate verification (a test registry with a self-signed certificate).
     insecure: bool = False
     # Docker Hub's one-word names (`alpine`) live under `library/`.
     library_prefix: bool = False
