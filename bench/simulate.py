@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from supernode.api import ROLE_FEEDER, SwarmView
-from supernode.scheduler import Scheduler, UnknownPeer, UnknownSwarm
+from supernode.api import ROLE_FEEDER, SwarmView, UnknownPeer
+from supernode.scheduler import Scheduler, UnknownSwarm
 
 from .sim_memory import MemoryFigures, measure_memory
 from .sim_model import Download, SimSettings, build_plan, peer_id

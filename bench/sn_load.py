@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 from core.pieces import choose_piece_size
 from peer.download import VIEW_WAIT
 from peer.reporter import BATCH_DELAY, URGENT_INTERVAL
-from supernode.api import API_PREFIX, ROLE_FEEDER, mask_to_hex
+from supernode import routes
+from supernode.api import ROLE_FEEDER, mask_to_hex
 
 from .http1 import Client, HttpError
 from .procs import cpu_seconds
@@ -196,7 +197,7 @@ def peer_id(host: int) -> str:
 
 def view_path(swarm: Swarm, member: Member, since: int, wait: float) -> str:
     return (
-        f"{API_PREFIX}/swarms/{swarm.digest}/view?peer_id={peer_id(member.host)}&since={since}"
+        f"{routes.VIEW.url(digest=swarm.digest)}?peer_id={peer_id(member.host)}&since={since}"
         f"&wait={wait:g}&from={member.known}"
     )
 
@@ -286,7 +287,7 @@ class LoadGenerator:
                 "advertise_host": f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}",
                 "labels": {"zone": f"z{host % 3}", "rack": f"r{host % 40}"},
             }
-            return request(rec, "register", "POST", f"{API_PREFIX}/peers", body)
+            return request(rec, "register", "POST", routes.REGISTER.url(), body)
 
         await self._closed_loop((call(h) for h in range(self.s.hosts)), math.inf)
 
@@ -314,7 +315,7 @@ class LoadGenerator:
 
     async def _join_one(self, rec: Recorder, client: Client, swarm: Swarm, member: Member) -> dict[str, Any] | None:
         body = {"peer_id": peer_id(member.host), "size": swarm.size, "pieces": mask_to_hex(member.pieces)}
-        raw = await rec.call(client, "join", "POST", f"{API_PREFIX}/swarms/{swarm.digest}/join", body)
+        raw = await rec.call(client, "join", "POST", routes.JOIN.url(digest=swarm.digest), body)
         if raw is None:
             return None
         view: dict[str, Any] = json.loads(raw)
@@ -328,7 +329,7 @@ class LoadGenerator:
         await self._closed_loop(calls, math.inf)
 
     def _heartbeat_call(self, rec: Recorder, host: int) -> Callable[[Client], Awaitable[object]]:
-        return request(rec, "heartbeat", "POST", f"{API_PREFIX}/peers/{peer_id(host)}/heartbeat", expect=204)
+        return request(rec, "heartbeat", "POST", routes.HEARTBEAT.url(peer_id=peer_id(host)), expect=204)
 
     async def _heartbeats(self, rec: Recorder) -> None:
         def calls() -> Iterator[Callable[[Client], Awaitable[object]]]:
@@ -347,7 +348,7 @@ class LoadGenerator:
                 for swarm, member in children:
                     member.pieces |= 1 << self.rng.randrange(swarm.pieces)
                     body = {"peer_id": peer_id(member.host), "pieces": mask_to_hex(member.pieces)}
-                    path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
+                    path = routes.REPORT.url(digest=swarm.digest)
                     yield request(rec, "report", "POST", path, body, REPORTED)
 
         await self._closed_loop(calls(), self.s.seconds)
@@ -413,7 +414,7 @@ class LoadGenerator:
             if member is None:
                 rec.fail("digests", f"swarm {swarm.digest} has no source")
                 return
-            path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
+            path = routes.REPORT.url(digest=swarm.digest)
             for index in range(digests):
                 member.pieces |= 1 << index
                 body = {
@@ -499,7 +500,7 @@ class LoadGenerator:
 
     async def _source(self, rec: Recorder, swarm: Swarm, member: Member) -> None:
         """Cut a piece every `piece_interval` and report its digest at once (the reporter's urgent path)."""
-        path = f"{API_PREFIX}/swarms/{swarm.digest}/report"
+        path = routes.REPORT.url(digest=swarm.digest)
         interval = max(self.s.piece_interval, URGENT_INTERVAL)
         client = self.clients[member.host]
         for index in range(swarm.pieces):
@@ -546,7 +547,7 @@ class Reporter:
 
     async def _send(self, *, done: bool) -> None:
         body = {"peer_id": peer_id(self.member.host), "pieces": mask_to_hex(self.member.pieces), "done": done}
-        path = f"{API_PREFIX}/swarms/{self.swarm.digest}/report"
+        path = routes.REPORT.url(digest=self.swarm.digest)
         await self.rec.call(self.client, "report", "POST", path, body, REPORTED)
 
 

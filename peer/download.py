@@ -28,7 +28,7 @@ import httpx
 
 from core.digest import Digest, Hasher
 from supernode.api import ROLE_FEEDER, JoinRequest, ParentInfo, SwarmView, hex_to_mask, mask_to_hex
-from supernode.client import PeerUnknown, SupernodeUnavailable
+from supernode.client import SupernodeUnavailable, UnknownPeer
 from supernode.shards import SupernodeShards
 from upstream.client import UpstreamError
 from upstream.raw_http import RawHttpClient, RawHttpError
@@ -433,7 +433,7 @@ class BlobDownload:
                     except SupernodeUnavailable as exc:
                         # Forgotten (the supernode restarted): join again with what we hold. Unreachable: without
                         # it no new piece digests come, so once nothing is in flight, the upstream takes over.
-                        if not isinstance(exc, PeerUnknown):
+                        if not isinstance(exc, UnknownPeer):
                             unreachable += 1
                             if unreachable >= SYNC_FAILURES_BEFORE_FALLBACK and not inflight:
                                 raise

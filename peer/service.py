@@ -22,7 +22,7 @@ import httpx
 from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
 from supernode.api import RegisterRequest, ReportRequest
-from supernode.client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
+from supernode.client import JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
 from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient
 
@@ -140,7 +140,7 @@ class PeerService:
             await asyncio.sleep(2.0)
             try:
                 await self.supernode.heartbeat(self.peer_id)
-            except PeerUnknown:
+            except UnknownPeer:
                 # The supernode restarted or expired us: join again; swarms are rejoined by their downloads.
                 with contextlib.suppress(StartupError):
                     await self._register_until(time.monotonic() + 5.0)

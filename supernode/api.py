@@ -1,6 +1,11 @@
-"""Request and response bodies of the supernode's HTTP API, shared by `server` and `client`.
+"""Request and response bodies of the supernode's HTTP API, and its errors, shared by `server` and `client`.
 
-Piece sets travel as hex strings of a bitmask: bit i set means piece i is held.
+Piece sets travel as hex strings of a bitmask: bit i set means piece i is held. The errors:
+
+    BadRequest (ValueError)       a body or query without the shape the API expects: answered 400
+    SupernodeUnavailable          the client's: the supernode could not be reached or answered with an error
+    ├── JoinRefused               answered 401: the join token was refused, and retrying cannot help
+    └── UnknownPeer (LookupError) the scheduler's, answered 410, raised again by the client: register again
 """
 
 from __future__ import annotations
@@ -17,6 +22,22 @@ TOKEN_HEADER = "X-Damselfly-Token"
 
 class BadRequest(ValueError):
     """A body that does not have the shape the API expects."""
+
+
+class SupernodeUnavailable(Exception):
+    """The supernode could not be reached or answered with an error."""
+
+
+class JoinRefused(SupernodeUnavailable):
+    """The supernode refused our join token: retrying cannot help."""
+
+
+class UnknownPeer(SupernodeUnavailable, LookupError):
+    """The supernode does not know this peer (it restarted, or the peer's heartbeats lapsed): register again.
+
+    One class on both sides of the wire: the scheduler raises it, the server answers it with 410, and the client
+    raises it again on a 410, so that callers that retry any unavailability (peer/download.py) retry this too.
+    """
 
 
 def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -84,6 +105,10 @@ class RegisterResponse:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> RegisterResponse:
+        return cls(peer_id=body["peer_id"], url=body["url"], heartbeat_interval=float(body["heartbeat_interval"]))
 
 
 @dataclass(slots=True)
@@ -202,3 +227,110 @@ class ReportRequest:
         body = asdict(self)
         body["piece_digests"] = {str(k): v for k, v in self.piece_digests.items()}
         return body
+
+
+@dataclass(slots=True)
+class ReportResponse:
+    """The answer to the feeder's reports (children's get none, a 204): how many other members still need pieces,
+    so that a feeder nobody waits for reports its digests seldom (peer/reporter.py)."""
+
+    waiting: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"waiting": self.waiting}
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ReportResponse:
+        return cls(waiting=int(body["waiting"]))
+
+
+@dataclass(slots=True)
+class ViewQuery:
+    """The query of a view: whose view, the version it already has (`since`), how long to wait for a newer one,
+    and how many piece digests it already has (`from`)."""
+
+    peer_id: str = ""
+    since: int = -1
+    wait: float = 0.0
+    digests_from: int = 0
+
+    @classmethod
+    def parse(cls, query: dict[str, str]) -> ViewQuery:
+        try:
+            return cls(
+                peer_id=query.get("peer_id", ""),
+                since=int(query.get("since", "-1")),
+                wait=float(query.get("wait", "0")),
+                digests_from=int(query.get("from", "0")),
+            )
+        except ValueError as exc:
+            raise BadRequest("'since' and 'wait' must be numbers") from exc
+
+    def to_query(self) -> dict[str, str]:
+        return {
+            "peer_id": self.peer_id,
+            "since": str(self.since),
+            "wait": str(self.wait),
+            "from": str(self.digests_from),
+        }
+
+
+@dataclass(slots=True)
+class PeerSummary:
+    peer_id: str
+    url: str
+    labels: dict[str, str]
+
+
+@dataclass(slots=True)
+class PeerList:
+    """The registered peers (`GET /api/v1/peers`), for operators and tests."""
+
+    peers: list[PeerSummary]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> PeerList:
+        return cls(peers=[PeerSummary(p["peer_id"], p["url"], dict(p["labels"])) for p in body["peers"]])
+
+
+@dataclass(slots=True)
+class SwarmSummary:
+    digest: str
+    size: int
+    pieces: int
+    members: int
+    # Members done with the blob.
+    completed: int
+    # The feeder's peer id; None while the swarm has none.
+    feeder: str | None
+
+
+@dataclass(slots=True)
+class SwarmList:
+    """The swarms the supernode tracks (`GET /api/v1/swarms`), for operators and tests."""
+
+    swarms: list[SwarmSummary]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> SwarmList:
+        return cls(swarms=[SwarmSummary(**s) for s in body["swarms"]])
+
+
+@dataclass(slots=True)
+class Health:
+    """The answer of `/healthz`: the process is up and answering."""
+
+    status: str = "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Health:
+        return cls(status=str(body["status"]))

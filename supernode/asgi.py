@@ -5,13 +5,13 @@ Views, reports, heartbeats and joins are nearly all a supernode answers: about 3
 route's regex in turn, a Request, a Response and their headers) cost more CPU than the scheduler's own work for
 these requests. So every endpoint here is a plain ASGI app: Starlette still routes to it (its 404, 405, trailing
 slash redirect and HEAD handling stay as they are), and `FastPath` sends the frequent requests, when method and
-path match exactly, straight to the same endpoint.
+path match exactly, straight to the same endpoint. Both are built from one table (supernode/routes.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .api import API_PREFIX, BadRequest
+from .routes import ApiRoute
 
 MAX_BODY = 1 << 20
 JSON_TYPE = b"application/json"
@@ -130,13 +131,18 @@ class Endpoint:
 class FastPath:
     """Requests to `API_PREFIX/<collection>/<param>/<action>` go straight to their endpoint; all else to `app`.
 
-    `routes` maps (method, collection, action) to an endpoint. The parameter matches as Starlette's `{param}`
-    does (one non-empty path segment), so an exact match here is one Starlette would route to the same endpoint.
+    Of `endpoints`, those whose route has that shape (`ApiRoute.fast_key`) are taken: heartbeats, joins, reports
+    and views, the frequent ones. They are kept by (method, collection, action), one dict lookup per request. The
+    parameter matches as Starlette's `{param}` does (one non-empty path segment), so an exact match here is one
+    Starlette would route to the same endpoint.
     """
 
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str, str], Endpoint]) -> None:
+    def __init__(self, app: ASGIApp, endpoints: Mapping[ApiRoute, Endpoint]) -> None:
         self.app = app
-        self.routes = routes
+        self.routes: dict[tuple[str, str, str], Endpoint] = {}
+        for route, endpoint in endpoints.items():
+            if (key := route.fast_key) is not None:
+                self.routes[key] = endpoint
         self.prefix = API_PREFIX + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,27 +6,27 @@ from typing import Any
 
 import httpx
 
+from . import routes
 from .api import (
-    API_PREFIX,
     TOKEN_HEADER,
+    JoinRefused,
     JoinRequest,
+    PeerList,
     RegisterRequest,
     RegisterResponse,
     ReportRequest,
+    ReportResponse,
+    SupernodeUnavailable,
+    SwarmList,
     SwarmView,
+    UnknownPeer,
+    ViewQuery,
 )
+from .routes import ApiRoute
 
-
-class SupernodeUnavailable(Exception):
-    """The supernode could not be reached or answered with an error."""
-
-
-class JoinRefused(SupernodeUnavailable):
-    """The supernode refused our join token: retrying cannot help."""
-
-
-class PeerUnknown(SupernodeUnavailable):
-    """The supernode no longer knows this peer (it restarted, or our heartbeats lapsed): register again."""
+# The errors a call raises live beside the wire types (the scheduler raises UnknownPeer too); callers take them
+# from here, with the client.
+__all__ = ["JoinRefused", "SupernodeClient", "SupernodeUnavailable", "UnknownPeer"]
 
 
 class SupernodeClient:
@@ -37,9 +37,9 @@ class SupernodeClient:
 
     async def _call(
         self,
-        method: str,
-        path: str,
+        route: ApiRoute,
         *,
+        path: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         timeout: float | None = None,
@@ -47,14 +47,15 @@ class SupernodeClient:
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = httpx.Timeout(5.0, read=timeout)
+        url = self.base_url + route.url(**(path or {}))
         try:
             response = await self.http.request(
-                method, self.base_url + API_PREFIX + path, json=body, params=params, headers=self.headers, **extra
+                route.method, url, json=body, params=params, headers=self.headers, **extra
             )
         except httpx.HTTPError as exc:
             raise SupernodeUnavailable(f"supernode unreachable: {exc!r}") from exc
         if response.status_code == 410:
-            raise PeerUnknown(response.text[:200])
+            raise UnknownPeer(response.text[:200])
         if response.status_code == 401:
             raise JoinRefused("the supernode refused our join token")
         if response.status_code >= 300:
@@ -62,26 +63,31 @@ class SupernodeClient:
         return response.json() if response.content else None
 
     async def register(self, request: RegisterRequest) -> RegisterResponse:
-        body = await self._call("POST", "/peers", body=request.to_json())
-        return RegisterResponse(**body)
+        return RegisterResponse.from_json(await self._call(routes.REGISTER, body=request.to_json()))
 
     async def heartbeat(self, peer_id: str) -> None:
-        await self._call("POST", f"/peers/{peer_id}/heartbeat")
+        await self._call(routes.HEARTBEAT, path={"peer_id": peer_id})
 
     async def leave(self, peer_id: str) -> None:
-        await self._call("DELETE", f"/peers/{peer_id}")
+        await self._call(routes.LEAVE, path={"peer_id": peer_id})
 
     async def join(self, digest: str, request: JoinRequest) -> SwarmView:
-        return SwarmView.from_json(await self._call("POST", f"/swarms/{digest}/join", body=request.to_json()))
+        body = await self._call(routes.JOIN, path={"digest": digest}, body=request.to_json())
+        return SwarmView.from_json(body)
 
     async def report(self, digest: str, request: ReportRequest) -> int | None:
         """Send a member's news; returns how many other members still need pieces (None: not told)."""
-        body = await self._call("POST", f"/swarms/{digest}/report", body=request.to_json())
-        waiting = body.get("waiting") if isinstance(body, dict) else None
-        return waiting if isinstance(waiting, int) else None
+        body = await self._call(routes.REPORT, path={"digest": digest}, body=request.to_json())
+        return ReportResponse.from_json(body).waiting if body else None
 
     async def view(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> SwarmView:
-        """The task as this peer sees it, once its version passes `since` or `wait` seconds pass."""
-        params = {"peer_id": peer_id, "since": str(since), "wait": str(wait), "from": str(digests_from)}
-        body = await self._call("GET", f"/swarms/{digest}/view", params=params, timeout=wait + 10.0)
+        """The swarm as this peer sees it, once its version passes `since` or `wait` seconds pass."""
+        query = ViewQuery(peer_id, since, wait, digests_from).to_query()
+        body = await self._call(routes.VIEW, path={"digest": digest}, params=query, timeout=wait + 10.0)
         return SwarmView.from_json(body)
+
+    async def list_peers(self) -> PeerList:
+        return PeerList.from_json(await self._call(routes.LIST_PEERS))
+
+    async def list_swarms(self) -> SwarmList:
+        return SwarmList.from_json(await self._call(routes.LIST_SWARMS))

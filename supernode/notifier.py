@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Iterable
 
 
-class TaskNotifier:
-    """Wakes the sync requests waiting on a swarm: all of them (new digests), or the members a change concerns.
+class SwarmNotifier:
+    """Wakes the view requests waiting on a swarm: all of them (new digests), or the members a change concerns.
 
     A waiter is one future with one timer: `asyncio.wait_for` on a shared Event would cost each waiting request a
     task of its own, and a swarm of hundreds wakes all its waiters per digest. Waiters are kept by member, so that a
@@ -29,10 +29,6 @@ class TaskNotifier:
             _wake_all(swarm.pop(peer_id, ()))
         if not swarm:
             del self._waiters[digest]
-
-    def notify_all(self) -> None:
-        for digest in list(self._waiters):
-            self.notify(digest)
 
     async def wait(self, digest: str, peer_id: str, timeout: float) -> None:
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
 
-from .api import ROLE_CHILD, ROLE_FEEDER, ParentInfo, SwarmView, mask_to_hex
+from .api import ROLE_CHILD, ROLE_FEEDER, ParentInfo, SwarmView, UnknownPeer, mask_to_hex
 from .config import SchedulerConfig
 
 LOCALITY_LABELS = ("zone", "rack")
@@ -26,7 +26,6 @@ class PeerRecord:
     url: str
     labels: dict[str, str]
     last_seen: float
-    alive: bool = True
 
 
 @dataclass(slots=True)
@@ -47,7 +46,6 @@ class Swarm:
     digest: str
     layout: PieceLayout
     piece_digests: list[str]
-    created: float
     touched: float
     feeder: str | None = None
     members: dict[str, Member] = field(default_factory=dict)
@@ -81,10 +79,6 @@ class Swarm:
         return (1 << self.layout.count) - 1
 
 
-class UnknownPeer(LookupError):
-    """The peer is not registered (or was expired); it must register again."""
-
-
 class UnknownSwarm(LookupError):
     """No swarm for this digest; the member must join first."""
 
@@ -108,7 +102,7 @@ class Scheduler:
 
     def heartbeat(self, peer_id: str, now: float) -> None:
         record = self.peers.get(peer_id)
-        if record is None or not record.alive:
+        if record is None:
             raise UnknownPeer(peer_id)
         record.last_seen = now
 
@@ -134,7 +128,7 @@ class Scheduler:
         swarm = self.swarms.get(digest)
         if swarm is None:
             layout = PieceLayout(size, choose_piece_size(size))
-            swarm = Swarm(digest, layout, [""] * layout.count, created=now, touched=now)
+            swarm = Swarm(digest, layout, [""] * layout.count, touched=now)
             self.swarms[digest] = swarm
         swarm.touched = now
         member = swarm.members.get(peer_id)
@@ -410,8 +404,7 @@ class Scheduler:
         parent = swarm.members.get(parent_id)
         if parent is None or parent_id == child.peer_id or parent_id in swarm.blocked:
             return False
-        record = self.peers.get(parent_id)
-        if record is None or not record.alive:
+        if parent_id not in self.peers:
             return False
         return parent.done or parent.rank < child.rank
 

@@ -16,34 +16,43 @@ from starlette.types import ASGIApp
 
 from core.digest import Digest, InvalidDigest
 
+from . import routes
 from .api import (
-    API_PREFIX,
     TOKEN_HEADER,
     BadRequest,
+    Health,
     JoinRequest,
+    PeerList,
+    PeerSummary,
     RegisterRequest,
     RegisterResponse,
     ReportRequest,
+    ReportResponse,
+    SwarmList,
+    SwarmSummary,
+    UnknownPeer,
+    ViewQuery,
     hex_to_mask,
 )
-from .asgi import JSON_TYPE, NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
+from .asgi import NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SchedulerConfig, SupernodeConfig
-from .notifier import TaskNotifier
-from .scheduler import Scheduler, UnknownPeer, UnknownSwarm
+from .notifier import SwarmNotifier
+from .routes import ApiRoute
+from .scheduler import Scheduler, UnknownSwarm
 
 TOKEN = TOKEN_HEADER.lower().encode()
 
 
 def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
     scheduler = scheduler or Scheduler(config.scheduler or SchedulerConfig())
-    notifier = TaskNotifier()
+    notifier = SwarmNotifier()
     metrics = CollectorRegistry()
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
     swarms_gauge = Gauge("damselfly_supernode_swarms", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
     token = config.join_token.encode()
 
-    def guarded(handler: Handler, param: str = "") -> Endpoint:
+    def guarded(route: ApiRoute, handler: Handler) -> Endpoint:
         """Join-token check and translation of domain errors into HTTP answers."""
 
         async def wrapped(call: Call) -> Answer:
@@ -63,7 +72,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 # The caller hung up mid-body: nobody is left to answer, and it is no server error.
                 return error_answer(400, "client disconnected")
 
-        return Endpoint(wrapped, param)
+        return Endpoint(wrapped, route.param)
 
     def digest_of(call: Call) -> str:
         return str(Digest.parse(call.param))
@@ -118,23 +127,16 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         wake_waiters()
         swarm = scheduler.swarms.get(digest)
         if swarm is None or swarm.feeder != req.peer_id:
-            # Children's piece counts are the most frequent request of all; what follows is news for sources only,
-            # and a peer told nothing assumes others wait (peer/reporter.py).
+            # Children's piece counts are the most frequent request of all; what follows is news for the feeder
+            # only, and a peer told nothing assumes others wait (peer/reporter.py).
             return NO_CONTENT
-        # How many others still need pieces: a source nobody waits for reports its digests seldom (peer/reporter.py).
-        return Answer(200, b'{"waiting":%d}' % scheduler.waiting(digest, req.peer_id), JSON_TYPE)
+        return json_answer(ReportResponse(scheduler.waiting(digest, req.peer_id)).to_json())
 
     async def view(call: Call) -> Answer:
         digest = digest_of(call)
-        query = call.query()
-        peer_id = query.get("peer_id", "")
-        try:
-            since = int(query.get("since", "-1"))
-            digests_from = int(query.get("from", "0"))
-            wait = min(max(float(query.get("wait", "0")), 0.0), config.view_wait)
-        except ValueError as exc:
-            raise BadRequest("'since' and 'wait' must be numbers") from exc
-        deadline = time.monotonic() + wait
+        query = ViewQuery.parse(call.query())
+        peer_id, since, digests_from = query.peer_id, query.since, query.digests_from
+        deadline = time.monotonic() + min(max(query.wait, 0.0), config.view_wait)
         # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
         while not scheduler.news_for(digest, peer_id, since, digests_from):
             if not (left := deadline - time.monotonic()) > 0:
@@ -144,24 +146,17 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
 
     async def list_swarms(call: Call) -> Answer:
         swarms = [
-            {
-                "digest": t.digest,
-                "size": t.layout.blob_size,
-                "pieces": t.layout.count,
-                "members": len(t.members),
-                "completed": t.completed_members,
-                "feeder": t.feeder,
-            }
-            for t in scheduler.swarms.values()
+            SwarmSummary(s.digest, s.layout.blob_size, s.layout.count, len(s.members), s.completed_members, s.feeder)
+            for s in scheduler.swarms.values()
         ]
-        return json_answer({"swarms": swarms})
+        return json_answer(SwarmList(swarms).to_json())
 
     async def list_peers(call: Call) -> Answer:
-        peers = [{"peer_id": p.peer_id, "url": p.url, "labels": p.labels} for p in scheduler.peers.values()]
-        return json_answer({"peers": peers})
+        peers = [PeerSummary(p.peer_id, p.url, p.labels) for p in scheduler.peers.values()]
+        return json_answer(PeerList(peers).to_json())
 
     async def healthz(call: Call) -> Answer:
-        return json_answer({"status": "ok"})
+        return json_answer(Health().to_json())
 
     async def metrics_endpoint(call: Call) -> Answer:
         peers_gauge.set(len(scheduler.peers))
@@ -187,28 +182,21 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    heartbeat_endpoint = guarded(heartbeat, "peer_id")
-    join_endpoint, report_endpoint, view_endpoint = (guarded(h, "digest") for h in (join, report, view))
-    p = API_PREFIX
-    routes = [
-        Route("/healthz", Endpoint(healthz), methods=["GET"]),
-        Route("/metrics", Endpoint(metrics_endpoint), methods=["GET"]),
-        Route(f"{p}/peers", guarded(register), methods=["POST"]),
-        Route(f"{p}/peers", guarded(list_peers), methods=["GET"]),
-        Route(f"{p}/peers/{{peer_id}}/heartbeat", heartbeat_endpoint, methods=["POST"]),
-        Route(f"{p}/peers/{{peer_id}}", guarded(leave, "peer_id"), methods=["DELETE"]),
-        Route(f"{p}/swarms", guarded(list_swarms), methods=["GET"]),
-        Route(f"{p}/swarms/{{digest}}/join", join_endpoint, methods=["POST"]),
-        Route(f"{p}/swarms/{{digest}}/report", report_endpoint, methods=["POST"]),
-        Route(f"{p}/swarms/{{digest}}/view", view_endpoint, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.scheduler = scheduler
-    # The frequent requests skip Starlette's layers; the routes above still define what each path does.
-    fast = {
-        ("POST", "peers", "heartbeat"): heartbeat_endpoint,
-        ("POST", "swarms", "join"): join_endpoint,
-        ("POST", "swarms", "report"): report_endpoint,
-        ("GET", "swarms", "view"): view_endpoint,
+    # Health and metrics answer without the join token: probes and scrapers do not hold it.
+    endpoints = {routes.HEALTHZ: Endpoint(healthz), routes.METRICS: Endpoint(metrics_endpoint)}
+    handlers = {
+        routes.REGISTER: register,
+        routes.LIST_PEERS: list_peers,
+        routes.HEARTBEAT: heartbeat,
+        routes.LEAVE: leave,
+        routes.LIST_SWARMS: list_swarms,
+        routes.JOIN: join,
+        routes.REPORT: report,
+        routes.VIEW: view,
     }
-    return FastPath(app, fast)
+    endpoints.update((route, guarded(route, handler)) for route, handler in handlers.items())
+    app = Starlette(
+        routes=[Route(r.path, endpoints[r], methods=[r.method]) for r in routes.ROUTES], lifespan=lifespan
+    )
+    # The frequent requests skip Starlette's layers, to the same endpoints.
+    return FastPath(app, endpoints)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from .api import JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, SwarmView
-from .client import JoinRefused, PeerUnknown, SupernodeClient, SupernodeUnavailable
+from .client import JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ class SupernodeShards:
         await self._everywhere(lambda client: client.leave(peer_id))
 
     async def _everywhere(self, call: Callable[[SupernodeClient], Awaitable[T]]) -> list[T]:
-        """`call` on every process at once: the answers of those that gave one. Raises JoinRefused or PeerUnknown
+        """`call` on every process at once: the answers of those that gave one. Raises JoinRefused or UnknownPeer
         if any process said so (the caller registers again, with all of them), else SupernodeUnavailable if none
         answered."""
         outcomes = await asyncio.gather(*(call(client) for client in self.clients), return_exceptions=True)
@@ -69,7 +69,7 @@ class SupernodeShards:
                 failures.append(outcome)
             else:
                 answers.append(outcome)
-        for kind in (JoinRefused, PeerUnknown):
+        for kind in (JoinRefused, UnknownPeer):
             for failure in failures:
                 if isinstance(failure, kind):
                     raise failure

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from supernode import routes
 from supernode.shards import owner_index
 from tests.faults.helpers import pull_blob, push_blob, random_blob, sha256_digest
 from tests.support.cluster import CLEAN_ENV, DamselflyCluster
@@ -60,7 +61,7 @@ def test_swarms_are_shared_out_by_digest_and_each_blob_comes_from_the_upstream_o
                 for digest in found:
                     for index, url in enumerate(urls):
                         view = httpx.get(
-                            f"{url}/api/v1/swarms/{digest}/view",
+                            url + routes.VIEW.url(digest=digest),
                             params={"peer_id": peer_id, "since": "-1"}, timeout=10.0, trust_env=False,
                         )
                         # The owner keeps the swarm; the other process never heard of it.

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from supernode import routes
+from supernode.api import PeerList
+
 MiB = 1 << 20
 # Enough pieces per blob (4 MiB pieces) for a fault to land in the middle of a transfer.
 BLOB_SIZE = 40 * MiB
@@ -123,9 +126,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
 
 def supernode_peers(supernode_url: str, token: str = "") -> set[str]:
     headers = {"X-Damselfly-Token": token} if token else {}
-    response = httpx.get(f"{supernode_url}/api/v1/peers", headers=headers, timeout=5.0, trust_env=False)
+    response = httpx.get(supernode_url + routes.LIST_PEERS.url(), headers=headers, timeout=5.0, trust_env=False)
     response.raise_for_status()
-    return {p["peer_id"] for p in response.json()["peers"]}
+    return {p.peer_id for p in PeerList.from_json(response.json()).peers}
 
 
 def safe_stats(stats: Callable[[], dict[str, int]]) -> dict[str, int]:

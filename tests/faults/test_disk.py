@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from supernode import routes
+from supernode.api import SwarmList
 from tests.faults.helpers import (
     MiB,
     PullResult,
@@ -63,8 +65,8 @@ def _hold_open(stack: contextlib.ExitStack, peer: PeerProcess, digest: str) -> N
 
 
 def _members(cluster: DamselflyCluster, digest: str) -> int:
-    tasks = httpx.get(f"{cluster.supernode_url}/api/v1/swarms", timeout=5.0, trust_env=False).json()["swarms"]
-    return sum(t["members"] for t in tasks if t["digest"] == digest)
+    answer = httpx.get(cluster.supernode_url + routes.LIST_SWARMS.url(), timeout=5.0, trust_env=False)
+    return sum(s.members for s in SwarmList.from_json(answer.json()).swarms if s.digest == digest)
 
 
 def test_quota_evicts_least_recently_used_blobs_and_withdraws_them_from_the_swarm(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from supernode import routes
 from tests.faults.helpers import MiB, pull_blob, push_blob, random_blob, supernode_peers
 from tests.support.cluster import CLEAN_ENV, DamselflyCluster
 from tests.support.ports import free_port
@@ -27,24 +28,29 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
     data = random_blob(10 * MiB, seed=9000)
     digest = push_blob(registry.url, REPO, data)
     with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=2, join_token=TOKEN) as cl:
-        base = cl.supernode_url + "/api/v1"
         ids = {p.stats()["peer_id"] for p in cl.peers}
         assert supernode_peers(cl.supernode_url, TOKEN) == ids  # peers with the token joined
 
-        # The supernode's API refuses every call without the right token.
+        # The supernode's API refuses every call without the right token: every route but the probes', so a
+        # route added later is checked too. The peer in paths is a real one, which the DELETE must not remove.
+        path_params = {"peer_id": sorted(ids)[0], "digest": digest}
+        bodies: dict[routes.ApiRoute, dict[str, object]] = {
+            routes.REGISTER: {"peer_id": "intruder", "upload_port": 1},
+            routes.JOIN: {"peer_id": "intruder", "size": 1},
+            routes.REPORT: {"peer_id": "intruder"},
+        }
+        guarded = [route for route in routes.ROUTES if route not in (routes.HEALTHZ, routes.METRICS)]
         with httpx.Client(timeout=5.0, trust_env=False) as client:
-            calls = [
-                ("GET", "/peers", None), ("POST", "/peers", {"peer_id": "intruder", "upload_port": 1}),
-                ("POST", "/peers/intruder/heartbeat", None), ("DELETE", f"/peers/{sorted(ids)[0]}", None),
-                ("GET", "/swarms", None), ("POST", f"/swarms/{digest}/join", {"peer_id": "intruder", "size": 1}),
-                ("POST", f"/swarms/{digest}/report", {"peer_id": "intruder"}),
-                ("GET", f"/swarms/{digest}/view?peer_id=intruder", None),
-            ]
             for token in (None, "", "wrong", TOKEN + "x", TOKEN[:-1]):
                 headers = {} if token is None else {"X-Damselfly-Token": token}
-                for method, path, body in calls:
-                    response = client.request(method, base + path, json=body, headers=headers)
-                    assert response.status_code == 401, (token, method, path, response.status_code)
+                for route in guarded:
+                    filled = {route.param: path_params[route.param]} if route.param else {}
+                    url = cl.supernode_url + route.url(**filled)
+                    query = {"peer_id": "intruder"} if route is routes.VIEW else None
+                    response = client.request(
+                        route.method, url, json=bodies.get(route), params=query, headers=headers
+                    )
+                    assert response.status_code == 401, (token, route.name, response.status_code)
         assert supernode_peers(cl.supernode_url, TOKEN) == ids  # the DELETE above removed nobody
 
         # A peer daemon started with a wrong token never joins, and says why.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.pieces import MiB
-from supernode.api import ROLE_CHILD, ROLE_FEEDER
+from supernode.api import ROLE_CHILD, ROLE_FEEDER, UnknownPeer
 from supernode.config import SchedulerConfig
-from supernode.scheduler import Scheduler, UnknownPeer
+from supernode.scheduler import Scheduler
 
 DIGEST = "sha256:" + "ab" * 32
 SIZE = 10 * MiB  # three pieces of 4 MiB

@@ -76,20 +76,20 @@ async def test_the_frequent_requests_answer_the_same_either_way() -> None:
     app = supernode()
     await register(app, "p0")
     await register(app, "p1")
-    tasks = f"/api/v1/swarms/{DIGEST}"
-    status, headers, body = await both(app, "POST", f"{tasks}/join", body={"peer_id": "p0", "size": SIZE})
+    swarm = f"/api/v1/swarms/{DIGEST}"
+    status, headers, body = await both(app, "POST", f"{swarm}/join", body={"peer_id": "p0", "size": SIZE})
     assert status == 200 and json.loads(body)["role"] == "feeder"
     assert headers == [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    status, _, body = await both(app, "POST", f"{tasks}/join", body={"peer_id": "p1", "size": SIZE})
+    status, _, body = await both(app, "POST", f"{swarm}/join", body={"peer_id": "p1", "size": SIZE})
     assert json.loads(body)["parents"][0]["peer_id"] == "p0"
     report = {"peer_id": "p0", "pieces": "1", "piece_digests": {"0": "c" * 64}}
-    status, headers, body = await both(app, "POST", f"{tasks}/report", body=report)
+    status, headers, body = await both(app, "POST", f"{swarm}/report", body=report)
     # The source is told how many others still need pieces (it paces its digest reports by it); children not.
     assert (status, json.loads(body)) == (200, {"waiting": 1})
     assert headers == [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-    status, headers, body = await both(app, "POST", f"{tasks}/report", body={"peer_id": "p1", "pieces": "1"})
+    status, headers, body = await both(app, "POST", f"{swarm}/report", body={"peer_id": "p1", "pieces": "1"})
     assert (status, headers, body) == (204, [], b"")
-    status, _, body = await both(app, "GET", f"{tasks}/view", query="peer_id=p1&since=-1&wait=0&from=0")
+    status, _, body = await both(app, "GET", f"{swarm}/view", query="peer_id=p1&since=-1&wait=0&from=0")
     assert status == 200 and json.loads(body)["piece_digests"] == ["c" * 64, "", ""]
     status, headers, body = await both(app, "POST", "/api/v1/peers/p1/heartbeat")
     assert (status, headers, body) == (204, [], b"")
@@ -98,28 +98,28 @@ async def test_the_frequent_requests_answer_the_same_either_way() -> None:
 async def test_errors_answer_the_same_either_way() -> None:
     app = supernode()
     await register(app, "p0")
-    tasks = f"/api/v1/swarms/{DIGEST}"
+    swarm = f"/api/v1/swarms/{DIGEST}"
     cases: list[tuple[str, str, dict[str, Any], int]] = [
         ("POST", "/api/v1/peers/nobody/heartbeat", {}, 410),
         ("POST", "/api/v1/peers/p0/heartbeat", {"token": "wrong"}, 401),
         ("POST", "/api/v1/peers/p0/heartbeat", {"token": None}, 401),
         ("POST", "/api/v1/swarms/sha256:nothex/join", {"body": {"peer_id": "p0", "size": 1}}, 400),
-        ("POST", f"{tasks}/join", {"body": {"peer_id": "nobody", "size": 1}}, 410),
-        ("POST", f"{tasks}/join", {"body": b"{not json"}, 400),
-        ("POST", f"{tasks}/join", {"body": [1, 2]}, 400),
-        ("POST", f"{tasks}/join", {"body": {"peer_id": "p0", "size": -1}}, 400),
-        ("POST", f"{tasks}/join", {"body": b"{" + b" " * (1 << 20) + b"}"}, 400),
-        ("POST", f"{tasks}/report", {"body": {"peer_id": "p0"}}, 404),
-        ("GET", f"{tasks}/view", {"query": "peer_id=p0&since=x"}, 400),
-        ("GET", f"{tasks}/view", {"query": "peer_id=p0&wait=nan"}, 404),
-        ("GET", f"{tasks}/view", {"query": "peer_id=p0"}, 404),
+        ("POST", f"{swarm}/join", {"body": {"peer_id": "nobody", "size": 1}}, 410),
+        ("POST", f"{swarm}/join", {"body": b"{not json"}, 400),
+        ("POST", f"{swarm}/join", {"body": [1, 2]}, 400),
+        ("POST", f"{swarm}/join", {"body": {"peer_id": "p0", "size": -1}}, 400),
+        ("POST", f"{swarm}/join", {"body": b"{" + b" " * (1 << 20) + b"}"}, 400),
+        ("POST", f"{swarm}/report", {"body": {"peer_id": "p0"}}, 404),
+        ("GET", f"{swarm}/view", {"query": "peer_id=p0&since=x"}, 400),
+        ("GET", f"{swarm}/view", {"query": "peer_id=p0&wait=nan"}, 404),
+        ("GET", f"{swarm}/view", {"query": "peer_id=p0"}, 404),
         # Not the fast path's: a wrong method, a trailing slash, HEAD, an empty parameter, an unknown action.
-        ("GET", f"{tasks}/join", {}, 405),
-        ("POST", f"{tasks}/view", {}, 405),
-        ("POST", f"{tasks}/join/", {"body": {"peer_id": "p0", "size": 1}}, 307),
-        ("HEAD", f"{tasks}/view", {"query": "peer_id=p0"}, 404),
+        ("GET", f"{swarm}/join", {}, 405),
+        ("POST", f"{swarm}/view", {}, 405),
+        ("POST", f"{swarm}/join/", {"body": {"peer_id": "p0", "size": 1}}, 307),
+        ("HEAD", f"{swarm}/view", {"query": "peer_id=p0"}, 404),
         ("POST", "/api/v1/swarms//join", {"body": {"peer_id": "p0", "size": 1}}, 404),
-        ("POST", f"{tasks}/leave", {}, 404),
+        ("POST", f"{swarm}/leave", {}, 404),
     ]
     for method, path, kwargs, expected in cases:
         status, headers, body = await both(app, method, path, **kwargs)
@@ -132,26 +132,26 @@ async def test_a_long_poll_returns_as_soon_as_the_source_reports_a_digest() -> N
     app = supernode()
     await register(app, "p0")
     await register(app, "p1")
-    tasks = f"/api/v1/swarms/{DIGEST}"
-    await call(app, "POST", f"{tasks}/join", {"peer_id": "p0", "size": SIZE})
-    _, _, body = await call(app, "POST", f"{tasks}/join", {"peer_id": "p1", "size": SIZE})
+    swarm = f"/api/v1/swarms/{DIGEST}"
+    await call(app, "POST", f"{swarm}/join", {"peer_id": "p0", "size": SIZE})
+    _, _, body = await call(app, "POST", f"{swarm}/join", {"peer_id": "p1", "size": SIZE})
     version = json.loads(body)["version"]
     query = f"peer_id=p1&since={version}&wait=5&from=0"
     started = time.monotonic()
-    poll = asyncio.create_task(call(app, "GET", f"{tasks}/view", query=query))
+    poll = asyncio.create_task(call(app, "GET", f"{swarm}/view", query=query))
     await asyncio.sleep(0.1)
     assert not poll.done(), "no news yet: the view waits"
     report = {"peer_id": "p0", "pieces": "1", "piece_digests": {"0": "c" * 64}}
-    await call(app, "POST", f"{tasks}/report", report)
+    await call(app, "POST", f"{swarm}/report", report)
     status, _, body = await asyncio.wait_for(poll, 1.0)
     assert status == 200 and json.loads(body)["piece_digests"][0] == "c" * 64
     assert time.monotonic() - started < 1.0
     # A wait that is no number to wait for answers at once.
     for odd in ("nan", "-1", "-inf"):
         started = time.monotonic()
-        status, _, _ = await call(app, "GET", f"{tasks}/view", query=f"peer_id=p1&since={version}&wait={odd}&from=1")
+        status, _, _ = await call(app, "GET", f"{swarm}/view", query=f"peer_id=p1&since={version}&wait={odd}&from=1")
         assert status == 200 and time.monotonic() - started < 0.5, odd
     # Without news a long-poll answers once its wait (capped by the supernode's view_wait, 1 s here) is over.
     started = time.monotonic()
-    status, _, _ = await call(app, "GET", f"{tasks}/view", query=f"peer_id=p1&since={version}&wait=30&from=1")
+    status, _, _ = await call(app, "GET", f"{swarm}/view", query=f"peer_id=p1&since={version}&wait=30&from=1")
     assert status == 200 and 0.9 <= time.monotonic() - started < 3.0

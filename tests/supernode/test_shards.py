@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from supernode.client import JoinRefused, PeerUnknown, SupernodeUnavailable
+from supernode.client import JoinRefused, SupernodeUnavailable, UnknownPeer
 from supernode.shards import SupernodeShards, owner_index
 
 URLS = [f"http://10.0.0.{i}:8002" for i in range(1, 5)]
@@ -51,7 +51,7 @@ async def test_peer_calls_reach_every_process_and_fail_only_when_none_answers() 
     with pytest.raises(SupernodeUnavailable):
         await shards(Answering(URLS[0], SupernodeUnavailable("a")), down).heartbeat("p")
     # One process that forgot the peer (restarted) makes the peer register again, with all of them.
-    with pytest.raises(PeerUnknown):
-        await shards(up, Answering(URLS[1], PeerUnknown("gone"))).heartbeat("p")
+    with pytest.raises(UnknownPeer):
+        await shards(up, Answering(URLS[1], UnknownPeer("gone"))).heartbeat("p")
     with pytest.raises(JoinRefused):
         await shards(up, Answering(URLS[1], JoinRefused("token"))).heartbeat("p")

@@ -1,0 +1,29 @@
+"""The route table: the paths it builds, and which routes the fast path takes."""
+
+from __future__ import annotations
+
+from supernode import routes
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_urls_fill_in_the_parameter_as_one_path_segment() -> None:
+    assert routes.JOIN.url(digest=DIGEST) == f"/api/v1/swarms/{DIGEST}/join"
+    assert routes.HEARTBEAT.url(peer_id="host-1_a.b~c@d") == "/api/v1/peers/host-1_a.b~c@d/heartbeat"
+    # What would end the segment, start a query or escape is quoted, so an odd id stays one segment.
+    assert routes.LEAVE.url(peer_id="a/b?c#d e%") == "/api/v1/peers/a%2Fb%3Fc%23d%20e%25"
+    assert routes.REGISTER.url() == "/api/v1/peers"
+
+
+def test_the_fast_path_takes_the_frequent_routes_only() -> None:
+    fast = {route.name: route.fast_key for route in routes.ROUTES if route.fast_key is not None}
+    assert fast == {
+        "heartbeat": ("POST", "peers", "heartbeat"),
+        "join": ("POST", "swarms", "join"),
+        "report": ("POST", "swarms", "report"),
+        "view": ("GET", "swarms", "view"),
+    }
+    params = {route.name: route.param for route in routes.ROUTES if route.param}
+    assert params == dict(heartbeat="peer_id", leave="peer_id", join="digest", report="digest", view="digest")
+    assert len({route.name for route in routes.ROUTES}) == len(routes.ROUTES)
+    assert len({(route.method, route.path) for route in routes.ROUTES}) == len(routes.ROUTES)
