@@ -58,6 +58,7 @@ class PeerService:
         # Quota wiring: a blob evicted from the store is withdrawn from its swarm, so nobody is sent here for it.
         self.store.on_evict = self._withdraw
         self.stats = PeerStats()
+        self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
@@ -124,6 +125,7 @@ class PeerService:
         while True:
             try:
                 response = await self.supernode.register(request)
+                self.heartbeat_interval = _bounded_interval(response.heartbeat_interval)
                 log.info("registered with the supernode as %s, reachable at %s", self.peer_id, response.url)
                 return
             except JoinRefused as exc:
@@ -137,7 +139,8 @@ class PeerService:
     async def _heartbeat_loop(self) -> None:
         assert self.supernode is not None
         while True:
-            await asyncio.sleep(2.0)
+            # The supernode says how often it wants to hear from us (it expires peers by that clock).
+            await asyncio.sleep(self.heartbeat_interval)
             try:
                 await self.supernode.heartbeat(self.peer_id)
             except UnknownPeer:
@@ -223,6 +226,18 @@ class PeerService:
 def _failed(download: BlobDownload) -> bool:
     result = download.result
     return result.done() and (result.cancelled() or result.exception() is not None)
+
+
+# Until the supernode has said otherwise; the supernode's own default (supernode/config.py) is the same.
+DEFAULT_HEARTBEAT_INTERVAL = 2.0
+
+
+def _bounded_interval(asked: float) -> float:
+    """The supernode's heartbeat interval, kept within sense: a broken or hostile answer must neither make the peer
+    flood it (0) nor fall silent until it is expired (an hour)."""
+    if not asked > 0:  # also NaN
+        return DEFAULT_HEARTBEAT_INTERVAL
+    return min(max(asked, 0.1), 60.0)
 
 
 def _peer_id(data_dir: Path) -> str:
