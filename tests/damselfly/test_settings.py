@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -26,7 +27,9 @@ def test_the_readme_table_is_what_the_dataclasses_declare() -> None:
 
 
 def test_every_declared_flag_is_offered_by_its_command() -> None:
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert isinstance(choices, dict)
+    commands: dict[str, argparse.ArgumentParser] = choices
     for command, sections in settings.COMMANDS.items():
         offered = set(commands[command]._option_string_actions)
         for section in sections:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from damselfly.serving import bind, make_server, wait_started
 from tests.support.tls import TestCA
@@ -34,7 +35,7 @@ class FileApp:
         self.path = path
         self.positions: list[int] = []  # the file's position after each send without an offset
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})

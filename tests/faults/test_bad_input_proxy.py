@@ -132,7 +132,7 @@ ranges = st.one_of(
                      "bytes= 1-2", "bytes=" + "9" * 400 + "-"]),
 )
 # Printable latin-1, as header values arrive on the wire (ASGI decodes them as latin-1).
-header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, blacklist_categories=("Cc",)), max_size=60)
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, blacklist_categories=["Cc"]), max_size=60)
 
 
 @st.composite

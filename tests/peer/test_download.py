@@ -172,6 +172,6 @@ async def test_downloads_sharing_piece_buffers_each_get_their_own_bytes(tmp_path
     assert await fetch(*blobs[0]) == blobs[0][0]
     assert await fetch(*blobs[1]) == blobs[1][0]
     together = await asyncio.gather(fetch(*blobs[2]), fetch(*blobs[3]))
-    assert together == [blobs[2][0], blobs[3][0]]
+    assert list(together) == [blobs[2][0], blobs[3][0]]
     for data, digest in blobs:
         assert store.complete_path(digest).read_bytes() == data
