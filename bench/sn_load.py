@@ -36,8 +36,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.pieces import choose_piece_size
-from peer.download import VIEW_WAIT
 from peer.reporter import BATCH_DELAY, URGENT_INTERVAL
+from peer.swarm_fetch import VIEW_WAIT
 from supernode import routes
 from supernode.api import ROLE_FEEDER, mask_to_hex
 

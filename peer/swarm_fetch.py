@@ -1,0 +1,209 @@
+"""A download's time in its swarm: join, fetch pieces from parents as the picker says, keep the view fresh.
+
+The supernode answers a join with a view: this host's role, the parents and the piece digests published so far.
+A host told it is the feeder fetches from the upstream for the swarm (its piece digests are what children verify
+against). Any other host fetches verified pieces from its parents, several at once, while a long-poll keeps its
+view current. The swarm is given up (the caller lets the upstream serve the rest) when the supernode stays
+unreachable with nothing in flight, or when the picker says the swarm has stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.digest import Digest
+from supernode.api import ROLE_FEEDER, JoinRequest, ParentInfo, SwarmView, mask_to_hex
+from supernode.client import SupernodeUnavailable, UnknownPeer
+from supernode.shards import SupernodeShards
+from upstream.raw_http import RawHttpClient, RawHttpError
+
+from .config import PeerConfig
+from .failures import SwarmStalled
+from .landing import PieceLanding
+from .partial import PartialBlob
+from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
+from .piece_picker import Pick, PickerLimits, PiecePicker
+from .ratelimit import TokenBucket
+from .reporter import SwarmReporter
+from .source import RangeSource
+from .stats import PeerStats
+from .upstream_fill import UpstreamFill
+
+log = logging.getLogger(__name__)
+VIEW_WAIT = 5.0
+# Consecutive failed views, with no fetch in flight, after which the swarm is given up for the upstream.
+VIEW_FAILURES_BEFORE_FALLBACK = 3
+REJOIN_DELAY = 1.0
+
+
+@dataclass(slots=True)
+class SwarmLink:
+    """What a download needs to take part in the swarm."""
+
+    client: SupernodeShards
+    peer_id: str
+
+
+class SwarmFetch:
+    def __init__(
+        self,
+        digest: Digest,
+        partial: PartialBlob,
+        landing: PieceLanding,
+        fill: UpstreamFill,
+        *,
+        link: SwarmLink,
+        config: PeerConfig,
+        piece_http: RawHttpClient,
+        rate: TokenBucket,
+        piece_slots: asyncio.Semaphore,
+        stats: PeerStats,
+    ) -> None:
+        self.digest = digest
+        self.key = str(digest)
+        self.partial = partial
+        self.layout = partial.layout
+        self.landing = landing
+        self.fill = fill
+        self.link = link
+        self.config = config
+        self.piece_http = piece_http
+        self.rate = rate
+        self.piece_slots = piece_slots
+        self.stats = stats
+        self.reporter: SwarmReporter | None = None
+        limits = PickerLimits(config.max_inflight, config.max_inflight_per_parent, config.stall_timeout)
+        self.picker = PiecePicker(self.layout.count, limits, time.monotonic(), have=partial.mask)
+        landing.published = lambda index: self.picker.digests[index]
+        self._unparseable: set[str] = set()
+
+    async def run(self, source: RangeSource) -> None:
+        """Until the blob is complete; raises SupernodeUnavailable or SwarmStalled when the swarm is given up."""
+        client = self.link.client
+        view = await client.join(self.key, self._join_request())
+        if view.piece_size != self.layout.piece_size or view.size != self.layout.blob_size:
+            raise SupernodeUnavailable("the swarm's piece layout differs from ours")
+        self.reporter = SwarmReporter(client, self.key, self.link.peer_id)
+        self.reporter.mask = self.partial.mask
+        self.reporter.start()
+        self.landing.reporter = self.reporter
+        inflight: dict[asyncio.Task[memoryview], Pick] = {}
+        viewing: asyncio.Task[SwarmView] | None = None
+        unreachable = 0
+        try:
+            while not self.partial.complete:
+                self.picker.learn(view.digests_from, view.piece_digests)
+                if view.role == ROLE_FEEDER:
+                    self.landing.feeder = True
+                    await self.fill.run(source)
+                    return
+                now = time.monotonic()
+                for pick in self.picker.pick(self._dialable(view.parents), now):
+                    inflight[asyncio.create_task(self._fetch(pick))] = pick
+                if viewing is None:
+                    known = self.picker.digests_known()
+                    viewing = asyncio.create_task(
+                        client.view(self.key, self.link.peer_id, view.version, VIEW_WAIT, known)
+                    )
+                if self.picker.stalled(now):
+                    raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
+                waiting: set[asyncio.Future[Any]] = {*inflight, viewing}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=self.picker.wait_limit(now), return_when=asyncio.FIRST_COMPLETED
+                )
+                if viewing in done:
+                    finished, viewing = viewing, None
+                    try:
+                        view = finished.result()
+                        unreachable = 0
+                    except SupernodeUnavailable as exc:
+                        # Forgotten (the supernode restarted): join again with what we hold. Unreachable: without
+                        # it no new piece digests come, so once nothing is in flight, the upstream takes over.
+                        if not isinstance(exc, UnknownPeer):
+                            unreachable += 1
+                            if unreachable >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight:
+                                raise
+                        log.info("view of %s failed (%s); joining again", self.digest, exc)
+                        await asyncio.sleep(REJOIN_DELAY)
+                        with contextlib.suppress(SupernodeUnavailable):
+                            view = await client.join(self.key, self._join_request())
+                            unreachable = 0
+                for fetch in [task for task in inflight if task in done]:
+                    await self._outcome(fetch, inflight.pop(fetch))
+        finally:
+            pending = [*inflight, *([viewing] if viewing else [])]
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(BaseException):
+                    await task
+
+    def _join_request(self) -> JoinRequest:
+        return JoinRequest(self.link.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
+
+    def _dialable(self, parents: list[ParentInfo]) -> list[ParentInfo]:
+        """The parents whose address parses; one that does not is skipped (and said once), never a failure."""
+        usable = []
+        for parent in parents:
+            if parent.peer_id in self._unparseable:
+                continue
+            try:
+                parsed = urlsplit(parent.url)
+                valid = parsed.scheme == "http" and bool(parsed.hostname) and parsed.port is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                self._unparseable.add(parent.peer_id)
+                log.warning(
+                    "skipping parent %s of %s: address %r does not parse", parent.peer_id, self.digest, parent.url[:100]
+                )
+                continue
+            usable.append(parent)
+        return usable
+
+    async def _fetch(self, pick: Pick) -> memoryview:
+        await self.rate.consume(self.layout.length(pick.index))
+        return await fetch_piece(
+            self.piece_http,
+            pick.parent.url,
+            self.key,
+            pick.index,
+            expected_length=self.layout.length(pick.index),
+            expected_sha256=pick.sha256,
+            wait=self.config.piece_wait,
+            join_token=self.config.join_token,
+            body_slots=self.piece_slots,
+        )
+
+    async def _outcome(self, task: asyncio.Task[memoryview], pick: Pick) -> None:
+        """Tell the picker how a fetch ended; land the piece it brought."""
+        parent_id = pick.parent.peer_id
+        try:
+            data = task.result()
+        except PieceCorrupt as exc:
+            log.warning("blocklisting %s for %s: %s", parent_id, self.digest, exc)
+            self.stats.corrupt_pieces += 1
+            self.picker.failed(pick.index, parent_id)
+            self._report_bad(parent_id)
+            return
+        except PieceUnavailable:
+            if self.picker.missed(pick.index, parent_id, time.monotonic()):
+                log.info("parent %s of %s keeps answering 'not here': not asked again", parent_id, self.digest)
+            return
+        except (RawHttpError, OSError) as exc:
+            log.info("parent %s failed for piece %d: %r", parent_id, pick.index, exc)
+            self.picker.failed(pick.index, parent_id)
+            self._report_bad(parent_id)
+            return
+        await self.landing.accept(pick.index, data, pick.sha256)
+        self.picker.landed(pick.index, parent_id, time.monotonic())
+
+    def _report_bad(self, parent_id: str) -> None:
+        if self.reporter is not None:
+            self.reporter.bad_parent(parent_id)
