@@ -26,9 +26,9 @@ from supernode.client import JoinRefused, SupernodeClient, SupernodeUnavailable,
 from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient
 
+from .blob_handle import BlobHandle, LiveBlob, StoredBlob, open_complete
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
-from .partial import PartialBlob
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
@@ -155,22 +155,48 @@ class PeerService:
     def complete_size(self, digest: Digest) -> int | None:
         return self.store.stat(digest)
 
-    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload | None:
-        """The download of this blob on this host, started if none is running; None when the blob is already
-        complete in the store (checked here, under the lock: a download may have landed it a moment ago)."""
-        key = str(digest)
-        async with self._open_lock:
-            download = self.downloads.get(key)
-            if download is not None and not _failed(download):
-                # Running, or landed and not yet forgotten: either way its readers get the right bytes.
-                return download
-            if self.store.stat(digest) == size:
-                return None
-            layout = PieceLayout(size, choose_piece_size(size))
-            partial = await self.store.open_partial(digest, layout)
-            return self._start_download(key, digest, partial, source)
+    @property
+    def active_downloads(self) -> int:
+        return len(self.downloads)
 
-    def _start_download(self, key: str, digest: Digest, partial: PartialBlob, source: RangeSource) -> BlobDownload:
+    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobHandle:
+        """The blob for a reader: the complete file, opened, when the store holds it whole; else the download of
+        it on this host, started from `source` if none is running. A blob that has just landed may be served
+        either way: its running download's readers get the same verified bytes."""
+        stored = self._open_stored(digest, size)
+        if stored is not None:
+            return stored
+        async with self._open_lock:
+            # Looked at again under the lock: a download may have landed it a moment ago.
+            download = self.downloads.get(str(digest))
+            if download is None or _failed(download):
+                stored = self._open_stored(digest, size)
+                if stored is not None:
+                    return stored
+                download = await self._start_download(digest, size, source)
+            return LiveBlob(download, self.stats)
+
+    async def prefetch(self, digest: Digest, size: int, source: RangeSource) -> None:
+        """Start the blob's download unless it is here or on its way; nothing is read."""
+        if self.store.stat(digest) == size:
+            return
+        async with self._open_lock:
+            download = self.downloads.get(str(digest))
+            if (download is None or _failed(download)) and self.store.stat(digest) != size:
+                await self._start_download(digest, size, source)
+
+    def _open_stored(self, digest: Digest, size: int) -> StoredBlob | None:
+        file = open_complete(self.store.complete_path(digest), size)
+        if file is None:
+            return None
+        self.store.touch(digest)  # quota wiring: a read is a use, for least-recently-used eviction
+        return StoredBlob(file, self.stats)
+
+    async def _start_download(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload:
+        """Called under `_open_lock`."""
+        key = str(digest)
+        layout = PieceLayout(size, choose_piece_size(size))
+        partial = await self.store.open_partial(digest, layout)
         swarm = SwarmLink(self.supernode, self.peer_id) if self.supernode is not None else None
         download = BlobDownload(
             digest,

@@ -93,7 +93,7 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
                 "peer_id": peer.peer_id,
                 **peer.stats.as_dict(),
                 "upload_bytes": peer.upload_server.bytes_served,
-                "downloads": len(peer.downloads),
+                "downloads": peer.active_downloads,
             }
         )
 

@@ -74,6 +74,6 @@ async def prefetch(
         try:
             size = await access.blob_size(blob, client_auth)
             source = BlobSource(upstreams.client(target.registry), target.repository, str(digest), client_auth)
-            await peer.open_blob(digest, size, source)
+            await peer.prefetch(digest, size, source)
         except (RegistryError, OSError) as exc:
             log.info("prefetch of %s skipped: %s", digest, exc)
