@@ -42,10 +42,6 @@ class PartialBlob:
     def has(self, index: int) -> bool:
         return bool(self.mask >> index & 1)
 
-    async def write_piece(self, index: int, data: bytes, digest_hex: str) -> None:
-        await asyncio.to_thread(self.write_at, index, data)
-        self.mark(index, digest_hex)
-
     def write_at(self, index: int, data: bytes | memoryview) -> None:
         """Write a piece's bytes (blocking; call from a worker thread). It counts only once `mark`ed."""
         os.pwrite(self._fd, data, self.layout.offset(index))
