@@ -1,7 +1,7 @@
-"""The upstream bytes a source has received but not yet stored as pieces, for readers that are right behind.
+"""The upstream bytes a feeder has received but not yet stored as pieces, for readers that are right behind.
 
-Upstream bytes are never checked piece by piece (the source is who computes the piece digests); what protects
-a client is the whole-blob digest, checked before the blob's last piece is served. So a reader of a source
+Upstream bytes are never checked piece by piece (the feeder is who computes the piece digests); what protects
+a client is the whole-blob digest, checked before the blob's last piece is served. So a reader of a feeder
 download loses nothing by taking bytes from here before their piece is stored, and gains a piece of latency.
 """
 

@@ -1,4 +1,4 @@
-"""Per-host rate limits (upload to peers, download from peers, fetch from the source) as token buckets.
+"""Per-host rate limits (upload to peers, download from peers, fetch from the upstream) as token buckets.
 
 The bucket lets a consumer go into debt and makes it wait the debt off, so a 4 MiB piece is never refused for
 being larger than the burst, and concurrent consumers queue in proportion to what they take.
@@ -66,4 +66,4 @@ class RateLimits:
 
     upload: TokenBucket
     download: TokenBucket
-    source: TokenBucket
+    source: TokenBucket  # fetching from the upstream (the `source_rate` setting)

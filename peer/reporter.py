@@ -1,6 +1,6 @@
 """Sends a swarm member's news to the supernode, coalescing bursts into few requests.
 
-Piece digests (from the source) go out at once, because children wait for them; plain piece counts from
+Piece digests (from the feeder) go out at once, because children wait for them; plain piece counts from
 children are batched, because the supernode only uses them to rank parents.
 """
 
@@ -16,11 +16,11 @@ from supernode.shards import SupernodeShards
 
 log = logging.getLogger(__name__)
 BATCH_DELAY = 0.25
-# Digests go out at once, but not more than this often: at loopback speed a source digests a piece every ~15 ms,
+# Digests go out at once, but not more than this often: at loopback speed a feeder digests a piece every ~15 ms,
 # and one request per piece was a fifth of its event loop; on a real link pieces come far slower than this.
 URGENT_INTERVAL = 0.05
 # While the supernode says nobody else in the swarm still needs pieces, nobody waits for the digests either: a
-# source alone (the common single pull) reports this seldom. A child that joins meanwhile gets the digests known so
+# feeder alone (the common single pull) reports this seldom. A child that joins meanwhile gets the digests known so
 # far at once, and the rest within this interval, after which the next answer turns the urgent pace back on.
 ALONE_INTERVAL = 1.0
 

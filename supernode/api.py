@@ -146,7 +146,7 @@ class SwarmView:
     role: str
     size: int
     piece_size: int
-    # Piece digests known so far ("" where not yet reported by the source), from index `digests_from` on:
+    # Piece digests known so far ("" where not yet reported by the feeder), from index `digests_from` on:
     # a member says how many it already has, so a swarm of a large blob does not resend them all each time.
     piece_digests: list[str]
     parents: list[ParentInfo]
@@ -186,7 +186,7 @@ class SwarmView:
 
 @dataclass(slots=True)
 class ReportRequest:
-    """A member's news: pieces it now holds, digests it computed (source only), done, failed, bad parents."""
+    """A member's news: pieces it now holds, digests it computed (feeder only), done, failed, bad parents."""
 
     peer_id: str
     pieces: str = ""

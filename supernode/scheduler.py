@@ -1,8 +1,8 @@
 """The swarm scheduling state: plain, synchronous, no I/O; time is passed in as `now`.
 
-A swarm is keyed by blob digest. Its members are ranked: the source first, then members in the
+A swarm is keyed by blob digest. Its members are ranked: the feeder first, then members in the
 order they joined. A child's parents are always members ranked before it (or members that are done), so
-parent links never form a cycle and every wait for a piece ends at the source.
+parent links never form a cycle and every wait for a piece ends at the feeder.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Swarm:
     members: dict[str, Member] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     next_rank: int = 1
-    # Moves on what changes members' parents (a member leaves, finishes, is blocked; a new source). A member's view
+    # Moves on what changes members' parents (a member leaves, finishes, is blocked; a new feeder). A member's view
     # carries the version of the last change that concerned it (`Member.version`) or everyone (`everyone`): a
     # member that finishes does not concern children whose parents are all fine, and in a swarm of a thousand,
     # waking everyone for each of a thousand members that finish is a million views.
@@ -59,9 +59,9 @@ class Swarm:
     everyone: int = 0
     # Members with fewer parents than they ask for: a member that finishes or leaves may give them one.
     short: set[str] = field(default_factory=set)
-    # How many piece digests from the start are known: what children wait for as the source goes.
+    # How many piece digests from the start are known: what children wait for as the feeder goes.
     known_prefix: int = 0
-    # Moves when members leave or finish, or a source is promoted: the only events that can offer a child new
+    # Moves when members leave or finish, or a feeder is promoted: the only events that can offer a child new
     # parents (a newcomer ranks after everyone, so it is nobody's parent).
     membership: int = 0
     # How many children each member serves in this swarm: the fan-out cap is per swarm, since a host pulling
@@ -165,7 +165,7 @@ class Scheduler:
             raise UnknownSwarm(digest)
         swarm.touched = now
         if peer_id == swarm.feeder:
-            # Only the source's digests are taken: a child cannot rewrite what others verify against.
+            # Only the feeder's digests are taken: a child cannot rewrite what others verify against.
             for index, piece_digest in piece_digests.items():
                 if 0 <= index < swarm.layout.count and not swarm.piece_digests[index]:
                     swarm.piece_digests[index] = piece_digest
@@ -186,7 +186,7 @@ class Scheduler:
             self._leave(swarm, peer_id)
 
     def waiting(self, digest: str, peer_id: str) -> int:
-        """How many members other than `peer_id` still need pieces: a source nobody waits for reports seldom."""
+        """How many members other than `peer_id` still need pieces: a feeder nobody waits for reports seldom."""
         swarm = self.swarms.get(digest)
         if swarm is None:
             return 0
@@ -266,7 +266,7 @@ class Scheduler:
             return
         swarm.feeder = asking
         member = swarm.members[asking]
-        # The new source needs nobody: it ranks before every member, so nobody's parent links can cycle.
+        # The new feeder needs nobody: it ranks before every member, so nobody's parent links can cycle.
         member.rank = -float(swarm.version + 1)
         self._set_parents(swarm, member, [])
         self.decisions += 1
@@ -303,7 +303,7 @@ class Scheduler:
             other = swarm.members[child_id]
             self._set_parents(swarm, other, [p for p in other.parents if p != peer_id])
         if swarm.feeder == peer_id:
-            # Every member must hear of it: the first to ask is made the source.
+            # Every member must hear of it: the first to ask is made the feeder.
             swarm.feeder = None
             self._touch_everyone(swarm)
         else:
@@ -389,7 +389,7 @@ class Scheduler:
         """Whom to consider as parents: everyone in a small swarm, a random sample in a large one.
 
         Scanning every member for every child makes a swarm of n members cost n^2; like Dragonfly's scheduler,
-        we look at a bounded random sample instead (plus the source), which finds good parents with high
+        we look at a bounded random sample instead (plus the feeder), which finds good parents with high
         probability because most members have room for children while a swarm grows.
         """
         sample = self.config.candidate_sample
