@@ -11,13 +11,14 @@ host>/<repo>/...`) and only then checks the rest against the repository grammar.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from . import errors
 from .digest import Digest, InvalidDigest
 from .errors import RegistryError
-from .names import is_repository, is_tag
+from .names import is_repository, is_tag, looks_like_registry_host
 
 # Longest parameter text repeated back in an error's detail.
 _DETAIL_LIMIT = 300
@@ -53,8 +54,17 @@ def _is_tag_or_digest(text: str) -> bool:
 
 REPOSITORY = Convertor(r".+", is_repository, errors.NAME_INVALID)
 DIGEST = Convertor(r"[^/]+", _is_digest, errors.DIGEST_INVALID, "invalid digest")
-REFERENCE = Convertor(r"[^/]+", _is_tag_or_digest, errors.MANIFEST_INVALID, "invalid tag or digest")
-CONVERTORS: Mapping[str, Convertor] = {"name": REPOSITORY, "digest": DIGEST, "reference": REFERENCE}
+# A reference that is neither tag nor digest names a manifest that cannot exist: 404, as the conformance suite
+# expects of GET and HEAD (and as `docker-registry`, whose router does not match it, answers).
+REFERENCE = Convertor(r"[^/]+", _is_tag_or_digest, errors.MANIFEST_UNKNOWN, "invalid tag or digest")
+# A registry host in front of a path about no repository (`/v2/<registry-host>/_catalog`).
+REGISTRY = Convertor(r"[^/]+", looks_like_registry_host, errors.NAME_UNKNOWN, "unknown registry API path")
+CONVERTORS: Mapping[str, Convertor] = {
+    "name": REPOSITORY,
+    "digest": DIGEST,
+    "reference": REFERENCE,
+    "registry": REGISTRY,
+}
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
 
@@ -102,17 +112,30 @@ class Route:
         self.check(values)
         return _PARAMETER.sub(lambda m: values[m.group(1)], self.template)
 
+    def url(self, query: Sequence[tuple[str, str]] = (), **values: str) -> str:
+        """`path(**values)` with a query string (`n`, `last`, `artifactType`), percent-encoded here."""
+        path = self.path(**values)
+        return f"{path}?{urlencode(query)}" if query else path
+
 
 BASE = Route("base", "/v2/", "API version check; the auth challenge for clients without credentials")
 MANIFEST = Route("manifest", "/v2/{name}/manifests/{reference}", "a manifest by tag or digest")
 BLOB = Route("blob", "/v2/{name}/blobs/{digest}", "a blob by digest")
+TAGS = Route("tags", "/v2/{name}/tags/list", "a repository's tags, paginated by `n` and `last`")
+REFERRERS = Route("referrers", "/v2/{name}/referrers/{digest}", "the manifests whose subject is a digest (OCI 1.1)")
+CATALOG = Route("catalog", "/v2/_catalog", "the registry's repositories, paginated by `n` and `last`")
+# The catalog of a registry named by a path prefix; upstream, it is `CATALOG`.
+REGISTRY_CATALOG = Route("registry_catalog", "/v2/{registry}/_catalog", "the catalog of the registry named in front")
 
 # Every route of the API, in the order paths are matched against them.
-ROUTES: tuple[Route, ...] = (BASE, MANIFEST, BLOB)
+ROUTES: tuple[Route, ...] = (BASE, CATALOG, REGISTRY_CATALOG, MANIFEST, BLOB, TAGS, REFERRERS)
+# Routes about one repository (a `{name}`); the others are about a whole registry.
+REPOSITORY_ROUTES: frozenset[Route] = frozenset(route for route in ROUTES if "name" in route.parameters)
 
 
 def match(path: str) -> tuple[Route, dict[str, str]] | None:
-    """The first route whose shape `path` has, with its parameters' (unchecked) text."""
+    """The first route whose shape `path` has, with its parameters' (unchecked) text; a query string is ignored."""
+    path = path.partition("?")[0]
     for route in ROUTES:
         values = route.match(path)
         if values is not None:

@@ -21,9 +21,11 @@ from upstream.clients import Upstreams
 from .access import AccessChecker
 from .blobs import serve_blob
 from .config import ProxyConfig
+from .listing import Listings
 from .manifests import serve_manifest
 from .ping import Ping
 from .prefetch import blob_digests, prefetch
+from .referrers import serve_referrers
 from .routing import Target, parse_target
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
     for registry in config.registries.values():
         upstreams.client(registry)
     access = AccessChecker(upstreams, config.access_ttl)
+    listings = Listings(upstreams, config.listing_ttl)
     ping = Ping(upstreams, config)
     metrics = CollectorRegistry()
     gauges = {
@@ -70,8 +73,18 @@ def create_app(config: ProxyConfig, peer: PeerService, upstreams: Upstreams | No
     async def blob(request: Request, target: Target) -> Response:
         return await serve_blob(request, target, peer, access, upstreams)
 
-    # One handler per route of the registry API table (core/registry_api.py) about a repository.
-    handlers: dict[registry_api.Route, Handler] = {registry_api.MANIFEST: manifest, registry_api.BLOB: blob}
+    async def referrers(request: Request, target: Target) -> Response:
+        return await serve_referrers(request, target, upstreams, config)
+
+    # One handler per route of the registry API table (core/registry_api.py) but the ping; a registry named by
+    # path prefix (`REGISTRY_CATALOG`) reaches its upstream's `CATALOG` (see `parse_target`).
+    handlers: dict[registry_api.Route, Handler] = {
+        registry_api.MANIFEST: manifest,
+        registry_api.BLOB: blob,
+        registry_api.TAGS: listings.tags,
+        registry_api.CATALOG: listings.catalog,
+        registry_api.REFERRERS: referrers,
+    }
 
     async def registry_path(request: Request) -> Response:
         if request.method not in READ_METHODS:

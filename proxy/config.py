@@ -39,6 +39,9 @@ class ProxyConfig:
     )
     # How long a positive access decision is reused per (credential, registry, repository, digest).
     access_ttl: float = 30.0
+    # How long a tag list, catalog or referrers answer is reused per (registry, path, query, credential): a few
+    # seconds spare the upstream a client's burst of pages, and never hide a new tag for long.
+    listing_ttl: float = 5.0
     prefetch: bool = setting(
         True,
         Setting("start an image's blobs as soon as its manifest is served (proxy/prefetch.py)", key="prefetch",

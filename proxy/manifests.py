@@ -1,4 +1,6 @@
-"""Manifests pass through to the upstream: every Accept line kept, type and digest headers preserved."""
+"""Manifests pass through to the upstream: every Accept line kept, type and digest headers preserved, digests
+checked (a signed schema-1 manifest's digest is that of its payload without the signatures, as registries name
+it)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from starlette.responses import Response
 from core import errors, registry_api
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
+from core.schema1 import SIGNED_SCHEMA1, InvalidSignedManifest, signed_payload
 from upstream.client import UpstreamError
 from upstream.clients import Upstreams
 
@@ -51,7 +54,8 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
         raise refusal(response.status_code, response.headers, body, errors.MANIFEST_UNKNOWN)
     out = _kept(response.headers)
     if request.method == "GET":
-        out["docker-content-digest"] = str(_verified_digest(body, target.digest, out.get("docker-content-digest")))
+        digested = _digested_bytes(body, out.get("content-type", ""))
+        out["docker-content-digest"] = str(_verified_digest(digested, target.digest, out.get("docker-content-digest")))
     if request.method == "HEAD":
         length = response.headers.get("content-length")
         if length is not None:
@@ -60,24 +64,37 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
     return Response(body, status_code=200, headers=out)
 
 
-def _verified_digest(body: bytes, asked: Digest | None, announced: str | None) -> Digest:
-    """The manifest's digest, after checking the body against the digest asked for and the one announced.
+def _digested_bytes(body: bytes, content_type: str) -> bytes:
+    """What a manifest's digest is computed over: the body, or a signed schema-1 manifest's signed payload."""
+    if content_type.partition(";")[0].strip().lower() != SIGNED_SCHEMA1:
+        return body
+    try:
+        return signed_payload(body)
+    except InvalidSignedManifest as exc:
+        raise RegistryError(
+            errors.DIGEST_INVALID, status=502, detail=f"the upstream's signed schema-1 manifest is malformed: {exc}"
+        ) from exc
 
-    By digest, the body must hash to it (content addressing is the client's only trust anchor). By tag, the
-    upstream's `Docker-Content-Digest`, when it sends one we can check, must match too: a client pins that
-    digest and fetches the children of an index by it.
+
+def _verified_digest(content: bytes, asked: Digest | None, announced: str | None) -> Digest:
+    """The manifest's digest, after checking `content` (what the digest covers, `_digested_bytes`) against the
+    digest asked for and the one announced.
+
+    By digest, it must hash to it (content addressing is the client's only trust anchor). By tag, the upstream's
+    `Docker-Content-Digest`, when it sends one we can check, must match too: a client pins that digest and
+    fetches the children of an index by it.
     """
     if asked is None and announced:
         try:
             asked = Digest.parse(announced.strip())
         except InvalidDigest:
             asked = None
-    if asked is not None and not asked.matches(body):
+    if asked is not None and not asked.matches(content):
         # The upstream's fault, not the client's: a gateway error, so clients may try the registry itself.
         raise RegistryError(
             errors.DIGEST_INVALID, status=502, detail=f"the upstream's manifest does not match {asked}"
         )
-    return asked or Digest("sha256", hashlib.sha256(body).hexdigest())
+    return asked or Digest("sha256", hashlib.sha256(content).hexdigest())
 
 
 def _kept(headers: httpx.Headers) -> dict[str, str]:

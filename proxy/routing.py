@@ -26,10 +26,11 @@ from .config import DOCKER_HUB_ALIASES, ProxyConfig
 @dataclass(frozen=True, slots=True)
 class Target:
     registry: UpstreamRegistry
+    # "" for the routes about a whole registry (the catalog).
     repository: str
-    # Which registry API route the path is (`registry_api.MANIFEST`, `registry_api.BLOB`).
+    # Which registry API route the path is (`registry_api.MANIFEST`, `registry_api.BLOB`, ...).
     route: registry_api.Route
-    # The path's tag or digest (`{reference}` or `{digest}`).
+    # The path's tag or digest (`{reference}` or `{digest}`); "" for routes without one.
     reference: str
 
     @property
@@ -46,10 +47,12 @@ def parse_target(path: str, ns: str | None, config: ProxyConfig) -> Target:
     Name and reference are checked before the registry is looked at: nothing malformed reaches any upstream.
     """
     found = registry_api.match(path)
-    # Routes about no repository (the ping) have routes of their own in the app.
-    if found is None or "name" not in found[1]:
+    # The ping has a route of its own in the app.
+    if found is None or found[0] is registry_api.BASE:
         raise RegistryError(errors.NAME_UNKNOWN, message="unknown registry API path", status=404)
     route, values = found
+    if route not in registry_api.REPOSITORY_ROUTES:
+        return _registry_target(route, values, ns, config)
     name = values["name"]
     registry_name = ns or None
     first, slash, rest = name.partition("/")
@@ -62,6 +65,17 @@ def parse_target(path: str, ns: str | None, config: ProxyConfig) -> Target:
     if registry.library_prefix and "/" not in name:
         name = f"library/{name}"
     return Target(registry, name, route, values.get("reference") or values.get("digest", ""))
+
+
+def _registry_target(
+    route: registry_api.Route, values: dict[str, str], ns: str | None, config: ProxyConfig
+) -> Target:
+    """A path about a whole registry: the one named in front (`/v2/<registry-host>/_catalog`), else `ns`, else the
+    default. Upstream, it is the plain `CATALOG` route."""
+    route.check(values)
+    registry = resolve_registry(values.get("registry") or ns or config.default_registry, config)
+    upstream_route = registry_api.CATALOG if route is registry_api.REGISTRY_CATALOG else route
+    return Target(registry, "", upstream_route, "")
 
 
 def resolve_registry(name: str, config: ProxyConfig) -> UpstreamRegistry:

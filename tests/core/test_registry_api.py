@@ -21,6 +21,12 @@ DIGEST = "sha256:" + "a" * 64
         ("/v2/localhost:5000/A/manifests/v1", registry_api.MANIFEST, {"name": "localhost:5000/A", "reference": "v1"}),
         # A path's last fixed part decides the route, whatever the name holds.
         ("/v2/a/manifests/x/blobs/y", registry_api.BLOB, {"name": "a/manifests/x", "digest": "y"}),
+        ("/v2/team/app/tags/list", registry_api.TAGS, {"name": "team/app"}),
+        # A query string is no part of the route.
+        ("/v2/team/app/tags/list?n=2&last=v1", registry_api.TAGS, {"name": "team/app"}),
+        (f"/v2/team/app/referrers/{DIGEST}", registry_api.REFERRERS, {"name": "team/app", "digest": DIGEST}),
+        ("/v2/_catalog", registry_api.CATALOG, {}),
+        ("/v2/localhost:5000/_catalog", registry_api.REGISTRY_CATALOG, {"registry": "localhost:5000"}),
     ],
 )
 def test_a_path_matches_its_route(path: str, route: registry_api.Route, values: dict[str, str]) -> None:
@@ -28,7 +34,7 @@ def test_a_path_matches_its_route(path: str, route: registry_api.Route, values: 
 
 
 @pytest.mark.parametrize(
-    "path", ["/v2", "/v2/team/app/tags/list", "/v2/manifests/v1", "/v2/team/app/blobs/", "/v3/a/blobs/" + DIGEST]
+    "path", ["/v2", "/v2/team/app/tags", "/v2/a/b/_catalog", "/v2/manifests/v1", "/v2/team/app/blobs/", "/v3/a/blobs/" + DIGEST]
 )
 def test_other_paths_match_no_route(path: str) -> None:
     assert registry_api.match(path) is None
@@ -38,7 +44,10 @@ def test_other_paths_match_no_route(path: str) -> None:
     ("route", "values", "code", "detail"),
     [
         (registry_api.BLOB, {"name": "team/app", "digest": "sha256:0"}, errors.DIGEST_INVALID, {"digest": "sha256:0"}),
-        (registry_api.MANIFEST, {"name": "team/app", "reference": "-x"}, errors.MANIFEST_INVALID, {"reference": "-x"}),
+        # A reference that is neither tag nor digest names no manifest that could exist: 404, not 400.
+        (registry_api.MANIFEST, {"name": "team/app", "reference": "-x"}, errors.MANIFEST_UNKNOWN, {"reference": "-x"}),
+        (registry_api.REFERRERS, {"name": "team/app", "digest": "v1"}, errors.DIGEST_INVALID, {"digest": "v1"}),
+        (registry_api.REGISTRY_CATALOG, {"registry": "no_host"}, errors.NAME_UNKNOWN, {"registry": "no_host"}),
         (registry_api.MANIFEST, {"name": "Team/App", "reference": "v1"}, errors.NAME_INVALID, {"name": "Team/App"}),
         # Both bad: the digest is reported, as a registry checks from the end of the path back.
         (registry_api.BLOB, {"name": "..", "digest": "md5:00"}, errors.DIGEST_INVALID, {"digest": "md5:00"}),
@@ -60,3 +69,9 @@ def test_paths_are_built_from_the_table_and_never_malformed() -> None:
         registry_api.MANIFEST.path(name="a/../../b", reference="v1")
     with pytest.raises(TypeError):
         registry_api.BLOB.path(name="a", reference=DIGEST)
+
+
+def test_urls_carry_their_query_percent_encoded() -> None:
+    assert registry_api.TAGS.url([("n", "2"), ("last", "v1")], name="a/b") == "/v2/a/b/tags/list?n=2&last=v1"
+    assert registry_api.CATALOG.url([("last", "a b&c")]) == "/v2/_catalog?last=a+b%26c"
+    assert registry_api.CATALOG.url() == "/v2/_catalog"

@@ -69,6 +69,29 @@ def test_kind_reference_and_digest() -> None:
     assert (tag.route, tag.reference, tag.digest) == (registry_api.MANIFEST, "v1.2_3-rc", None)
 
 
+@pytest.mark.parametrize(
+    ("path", "ns", "registry"),
+    [
+        ("/v2/_catalog", None, "docker.io"),
+        ("/v2/_catalog", "registry.example.test", "registry.example.test"),
+        ("/v2/registry.example.test/_catalog", None, "registry.example.test"),
+        ("/v2/127.0.0.1:5000/_catalog", None, "127.0.0.1:5000"),
+    ],
+)
+def test_the_catalog_is_of_a_whole_registry(path: str, ns: str | None, registry: str) -> None:
+    target = parse_target(path, ns, config())
+    assert (target.registry.name, target.repository, target.route) == (registry, "", registry_api.CATALOG)
+
+
+def test_tags_and_referrers_are_about_a_repository() -> None:
+    tags = parse_target("/v2/registry.example.test/team/app/tags/list", None, config())
+    assert (tags.registry, tags.repository, tags.route) == (PRIVATE, "team/app", registry_api.TAGS)
+    referrers = parse_target(f"/v2/alpine/referrers/{DIGEST}", None, config())
+    assert (referrers.repository, referrers.route, str(referrers.digest)) == (
+        "library/alpine", registry_api.REFERRERS, DIGEST
+    )
+
+
 def test_the_default_registry_is_configurable() -> None:
     target = parse_target("/v2/team/app/manifests/v1", None, config(default_registry=PRIVATE.name))
     assert target.registry is PRIVATE
@@ -86,9 +109,12 @@ def test_the_default_registry_is_configurable() -> None:
         ("/v2/team/app/blobs/sha256:" + "A" * 64, None, 400, "DIGEST_INVALID"),
         ("/v2/team/app/blobs/sha384:" + "a" * 96, None, 400, "DIGEST_INVALID"),
         ("/v2/team/app/blobs/sha512:" + "a" * 64, None, 400, "DIGEST_INVALID"),
-        ("/v2/team/app/manifests/.hidden", None, 400, "MANIFEST_INVALID"),
-        ("/v2/team/app/manifests/" + "t" * 129, None, 400, "MANIFEST_INVALID"),
-        ("/v2/team/app/tags/list", None, 404, "NAME_UNKNOWN"),
+        # A reference that is neither tag nor digest: a manifest that cannot exist (the conformance suite's 404).
+        ("/v2/team/app/manifests/.hidden", None, 404, "MANIFEST_UNKNOWN"),
+        ("/v2/team/app/manifests/" + "t" * 129, None, 404, "MANIFEST_UNKNOWN"),
+        ("/v2/team/app/referrers/v1", None, 400, "DIGEST_INVALID"),
+        ("/v2/team/app/tags", None, 404, "NAME_UNKNOWN"),
+        ("/v2/not_a_host/_catalog", None, 404, "NAME_UNKNOWN"),
         ("/v2/team/app/manifests/", None, 404, "NAME_UNKNOWN"),
         ("/v2/manifests/v1", None, 404, "NAME_UNKNOWN"),
         # invalid names are refused before any registry is looked at, even an unknown one
@@ -113,6 +139,9 @@ def test_malformed_requests(path: str, ns: str | None, status: int, code: str) -
         ("/v2/team/app/manifests/v1", "registry.example.test\r\nHost: x"),
         ("/v2/unknown.example.test/app/manifests/v1", None),
         ("/v2/localhost:8080/app/manifests/v1", None),
+        ("/v2/unknown.example.test/_catalog", None),
+        ("/v2/_catalog", "unknown.example.test"),
+        ("/v2/unknown.example.test/app/tags/list", None),
         ("/v2/10.0.0.1:80/app/blobs/" + DIGEST, None),
     ],
 )
