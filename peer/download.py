@@ -62,7 +62,6 @@ class BlobDownload:
         self.digest = digest
         self.partial = partial
         self.layout = partial.layout
-        self.store = store
         self.config = config
         # Pieces come from parents' upload servers (plain HTTP) through the raw client: no copies, no hashing on
         # the event loop.

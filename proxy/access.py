@@ -30,8 +30,7 @@ class AccessChecker:
 
     async def blob_size(self, target: Target, client_auth: str | None) -> int:
         """The blob's size if this client may read it; raises the upstream's refusal otherwise."""
-        credential = hashlib.sha256((client_auth or "").encode()).hexdigest()
-        key = (credential, target.registry.name, target.repository, target.reference)
+        key = (credential_key(client_auth), target.registry.name, target.repository, target.reference)
         size = self._allowed.get(key)
         if size is not None:
             return size
@@ -67,6 +66,11 @@ class AccessChecker:
         if not length.isdigit():
             raise RegistryError(errors.UPSTREAM_FAILED, detail="the upstream gave no blob size")
         return int(length)
+
+
+def credential_key(client_auth: str | None) -> str:
+    """What a cache keys a client's credentials by: a hash, so no cache holds a secret."""
+    return hashlib.sha256((client_auth or "").encode()).hexdigest()
 
 
 def refusal(

@@ -11,7 +11,6 @@ a `max-age` shorter than ours) is not cached at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -24,8 +23,8 @@ from core import errors, registry_api
 from core.errors import RegistryError
 from upstream.clients import Upstreams
 
-from .access import refusal
-from .relay import own_link, pagination, relay_get
+from .access import credential_key, refusal
+from .relay import own_link, pagination, relay_get, respond
 from .routing import Target
 
 # Far above any real tag list page; a bound, so an upstream cannot make the mirror hold an endless body.
@@ -65,8 +64,7 @@ class Listings:
 
         `unknown` is the code of a bare 404; None marks the catalog, which any refusal turns to `UNSUPPORTED`."""
         auth = request.headers.get("authorization")
-        credential = hashlib.sha256((auth or "").encode("latin-1", "replace")).hexdigest()
-        key = (target.registry.name, target.route.name, target.repository, url, credential)
+        key = (target.registry.name, target.route.name, target.repository, url, credential_key(auth))
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -99,7 +97,4 @@ class Listings:
         link = own_link(listing.link, request)
         if link is not None:
             headers["link"] = link
-        if request.method == "HEAD":
-            headers["content-length"] = str(len(listing.body))
-            return Response(status_code=200, headers=headers)
-        return Response(listing.body, status_code=200, headers=headers)
+        return respond(request, listing.body, headers)

@@ -19,6 +19,7 @@ from upstream.clients import Upstreams
 
 from .access import refusal
 from .config import ProxyConfig
+from .relay import read_bounded
 from .routing import Target
 
 # Response headers of the upstream that a client relies on.
@@ -42,10 +43,8 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
     try:
         body = b""
         if request.method == "GET":
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > config.max_manifest_bytes:
-                    raise RegistryError(errors.MANIFEST_INVALID, detail="manifest larger than the mirror accepts")
+            too_large = RegistryError(errors.MANIFEST_INVALID, detail="manifest larger than the mirror accepts")
+            body = await read_bounded(response, config.max_manifest_bytes, too_large)
     finally:
         await response.aclose()
     if response.status_code == 304:

@@ -21,7 +21,7 @@ from upstream.clients import Upstreams
 
 from .access import refusal
 from .config import ProxyConfig
-from .relay import own_link, relay_get
+from .relay import own_link, relay_get, respond
 from .routing import Target
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -50,7 +50,7 @@ async def serve_referrers(request: Request, target: Target, upstreams: Upstreams
         link = own_link(answer.headers.get("link"), request)
         if link is not None:
             headers["link"] = link
-        return _respond(request, answer.body, headers)
+        return respond(request, answer.body, headers)
     if answer.status != 404 or _index_of(answer.body) is not None:
         raise refusal(answer.status, answer.headers, answer.body, errors.MANIFEST_UNKNOWN)
     # No referrers API upstream: the tag schema.
@@ -69,15 +69,9 @@ async def serve_referrers(request: Request, target: Target, upstreams: Upstreams
         manifests = [m for m in manifests if isinstance(m, dict) and m.get("artifactType") == artifact_type]
         headers[FILTERS_APPLIED] = "artifactType"
     if index is not None and artifact_type is None:
-        return _respond(request, tagged.body, headers)  # as pushed, byte for byte
+        return respond(request, tagged.body, headers)  # as pushed, byte for byte
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
-    return _respond(request, body, headers)
-
-
-def _respond(request: Request, body: bytes, headers: dict[str, str]) -> Response:
-    if request.method == "HEAD":
-        return Response(status_code=200, headers={**headers, "content-length": str(len(body))})
-    return Response(body, status_code=200, headers=headers)
+    return respond(request, body, headers)
 
 
 def _index_of(body: bytes) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 from starlette.requests import Request
+from starlette.responses import Response
 
 from core import errors
 from core.errors import RegistryError
@@ -52,16 +53,31 @@ async def relay_get(
     except UpstreamError as exc:
         raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
     try:
-        body = b""
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > limit:
-                raise RegistryError(errors.UPSTREAM_FAILED, detail="the upstream's answer is larger than we accept")
+        too_large = RegistryError(errors.UPSTREAM_FAILED, detail="the upstream's answer is larger than we accept")
+        body = await read_bounded(response, limit, too_large)
     except httpx.HTTPError as exc:
         raise RegistryError(errors.UPSTREAM_FAILED, detail=f"the upstream's answer broke off: {exc}"[:300]) from exc
     finally:
         await response.aclose()
     return Relayed(response.status_code, response.headers, body)
+
+
+async def read_bounded(response: httpx.Response, limit: int, too_large: RegistryError) -> bytes:
+    """The whole body of a small upstream answer (a manifest, a listing); `too_large` is raised past `limit` bytes,
+    so an upstream cannot make the mirror hold an endless body."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def respond(request: Request, body: bytes, headers: dict[str, str]) -> Response:
+    """A 200 with `body`, or for HEAD the same headers and its length without it."""
+    if request.method == "HEAD":
+        return Response(status_code=200, headers={**headers, "content-length": str(len(body))})
+    return Response(body, status_code=200, headers=headers)
 
 
 def pagination(request: Request) -> list[tuple[str, str]]:
