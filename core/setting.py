@@ -21,8 +21,13 @@ T = TypeVar("T")
 # text, int, float, path; size (`10GiB`, bytes), rate (`100Mbit`, bytes per second); host_port (`HOST:PORT` into the
 # field and its `port_field`); labels (`KEY=VALUE` flags, repeated, merged over a TOML table); urls (comma-separated
 # or a TOML list, kept comma-joined); patterns (a TOML list of strings); disable (a flag that turns a default-on
-# setting off; in TOML a boolean).
-Kind = Literal["text", "int", "float", "path", "size", "rate", "host_port", "labels", "urls", "patterns", "disable"]
+# setting off; in TOML a boolean); enable (a flag that turns a default-off setting on; in TOML a boolean); networks
+# (CIDRs, comma-separated or a TOML list); secret_file (a secret: the flag and the TOML key name a file holding it,
+# its environment variable holds it; the flag without `-file`, the secret itself on the command line, is refused).
+Kind = Literal[
+    "text", "int", "float", "path", "size", "rate", "host_port", "labels", "urls", "patterns", "disable", "enable",
+    "networks", "secret_file",
+]
 
 # The metadata key a field's Setting is stored under.
 SETTING = "damselfly.setting"
@@ -53,6 +58,8 @@ class Setting:
             raise ValueError(f"{self.help!r}: a setting needs a TOML key, a flag, or both")
         if (self.kind == "host_port") != (self.port_field is not None):
             raise ValueError(f"{self.help!r}: host_port settings, and only they, name their port_field")
+        if self.kind == "secret_file" and (self.flag is None or not self.flag.endswith("-file") or not self.env):
+            raise ValueError(f"{self.help!r}: a secret is read from a file (its flag ends in -file) or its env")
         return self
 
 

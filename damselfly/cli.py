@@ -21,7 +21,7 @@ from proxy.config import ProxyConfig
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
-from . import configure, flags, settings
+from . import cluster_secret, configure, flags, settings
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError
 
@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None, *, peer_factory: PeerFactory = PeerS
         if args.command == "configure":
             return configure.run(args, conf)
         config = settings.build(args, conf)
+        if args.command == "up":
+            config = cluster_secret.with_up_secret(config)
+        cluster_secret.check_listeners(args.command, config)
         if args.command == "supernode":
             # A supernode process alone runs on uvloop: 1.3-1.6x less CPU per request (docs/benchmarks.md). Peers and
             # `up` stay on asyncio's loop, whose loop.sendfile they need.

@@ -8,6 +8,7 @@ the field's default; `markdown` and `toml_example` describe them for the README 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,6 +19,8 @@ from typing import Any
 from core.setting import SETTING, Setting
 from peer.quota import parse_size
 from peer.ratelimit import parse_rate
+
+from .secret_files import checked_secret, read_secret_file
 
 __all__ = ["Entry", "Section", "SettingsError", "add_flags", "host_port", "markdown", "read", "toml_example"]
 
@@ -80,8 +83,10 @@ def add_flags(parser: argparse.ArgumentParser, sections: Sequence[Section]) -> N
             help_text = f"{setting.help} (default: {default})"
             if setting.kind == "disable":
                 help_text = f"turn off what is on by default: {setting.help}"
+            if setting.kind == "enable":
+                help_text = setting.help
             options: dict[str, Any] = {"default": None, "help": help_text.replace("%", "%%")}
-            if setting.kind == "disable":
+            if setting.kind in ("disable", "enable"):
                 options["action"] = "store_true"
             else:
                 options["metavar"] = setting.metavar
@@ -92,6 +97,36 @@ def add_flags(parser: argparse.ArgumentParser, sections: Sequence[Section]) -> N
                 if setting.choices:
                     options["choices"] = setting.choices
             parser.add_argument(entry.flag, dest=entry.dest, **options)
+            if setting.kind == "secret_file":
+                _refuse_secret_on_argv(parser, entry, declared)
+
+
+class _RefusedFlag(argparse.Action):
+    """A flag that only ends the command with `reason`: it would put a secret on the command line."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, reason: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.reason = reason
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        parser.error(self.reason)
+
+
+def _refuse_secret_on_argv(parser: argparse.ArgumentParser, entry: Entry, declared: set[str]) -> None:
+    """Declare the secret's own flag (`--join-token`) only to refuse it. Declared, not left out: argparse would
+    otherwise take `--join-token X` for an abbreviation of `--join-token-file X`."""
+    assert entry.flag is not None
+    refused = entry.flag.removesuffix("-file")
+    if refused in declared:
+        return
+    declared.add(refused)
+    reason = (
+        f"{refused}: a secret on the command line is readable by every local user (ps, /proc/<pid>/cmdline); "
+        f"put it in a file for {entry.flag} FILE (mode 0600), or in ${entry.setting.env}"
+    )
+    parser.add_argument(refused, action=_RefusedFlag, reason=reason, help=argparse.SUPPRESS, metavar="SECRET")
 
 
 def read(section: Section, args: argparse.Namespace, table: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,6 +140,11 @@ def read(section: Section, args: argparse.Namespace, table: Mapping[str, Any]) -
             labels.update(_labels_from_flags(given or [], entry.flag or ""))
             values[entry.field] = labels
             continue
+        if setting.kind == "secret_file" and setting.key and setting.key.removesuffix("_file") in table:
+            raise SettingsError(
+                f"[{section.name}] {setting.key.removesuffix('_file')}: the secret is not kept in the configuration "
+                f"file; name a file holding it with {setting.key}, or set ${setting.env}"
+            )
         if given is not None and given is not False:
             value, what = given, entry.flag or ""
         elif setting.env and os.environ.get(setting.env) is not None:
@@ -126,6 +166,16 @@ def _parse(entry: Entry, value: Any, what: str, *, from_flag: bool) -> dict[str,
             return {name: host, str(entry.setting.port_field): port}
         if kind == "disable":
             return {name: False} if from_flag else {name: bool(value)}
+        if kind == "enable":
+            if not from_flag and not isinstance(value, bool):
+                raise SettingsError(f"{what} must be true or false")
+            return {name: bool(value)}
+        if kind == "networks":
+            return {name: _networks(value, what)}
+        if kind == "secret_file":
+            if what.startswith("$"):
+                return {name: checked_secret(str(value), "the value")}
+            return {name: read_secret_file(Path(str(value)))} if value else {}
         if kind == "int":
             return {name: int(value)}
         if kind == "float":
@@ -164,6 +214,17 @@ def _urls(value: Any, what: str) -> str:
     return joined
 
 
+def _networks(value: Any, what: str) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [part for part in str(value).split(",") if part.strip()]
+    networks = []
+    for item in items:
+        try:
+            networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(f"{what}: expected CIDRs like 10.0.0.0/8[,fd00::/8], got {item!r}") from None
+    return tuple(networks)
+
+
 def _labels_from_toml(value: Any, section: Section) -> dict[str, str]:
     if not isinstance(value, dict):
         raise SettingsError(f"[{section.name}] labels must be a table of KEY = VALUE")
@@ -189,7 +250,9 @@ def shown_default(entry: Entry) -> str:
         return f"{default}:{entry.port_default}"
     if setting.kind == "disable":
         return "on"
-    if default in ("", 0, {}, []):
+    if setting.kind == "enable":
+        return "off"
+    if default in ("", 0, {}, [], ()):
         return "none"
     return f"{default:g}" if isinstance(default, float) else str(default)
 
@@ -203,7 +266,7 @@ def markdown(sections: Sequence[Section]) -> str:
             flag = f"`{entry.flag}{' ' + setting.metavar if setting.metavar else ''}`" if entry.flag else "(file only)"
             key = f"`[{section.name}] {setting.key}`" if setting.key else "(flag only)"
             default = shown_default(entry)
-            literal = setting.shown_default is None and default not in ("none", "on")
+            literal = setting.shown_default is None and default not in ("none", "on", "off")
             meaning = setting.help + (f" (also `${setting.env}`)" if setting.env else "")
             lines.append(f"| {flag} | {key} | {f'`{default}`' if literal else default} | {meaning} |")
     return "\n".join(lines) + "\n"
@@ -234,4 +297,6 @@ def _toml_value(entry: Entry) -> str:
         default = str(default)
     elif kind == "labels":
         return "{}"
+    elif kind == "networks":
+        default = list(default)
     return json.dumps(default)

@@ -42,13 +42,20 @@ class PeerConfig:
     upload_port: int = 65002
     advertise_host: str = setting(
         "",
-        Setting("the host other peers dial", key="advertise", flag="--advertise", metavar="HOST",
+        Setting("the IP address other peers dial (the supernode accepts it if it sees the peer there, or in its "
+                "--peer-networks)", key="advertise", flag="--advertise", metavar="ADDRESS",
                 shown_default="as the supernode sees the peer"),
     )
     join_token: str = setting(
         "",
-        Setting("shared secret of the cluster, presented to the supernode and to other peers' upload servers",
-                key="join_token", flag="--join-token", env="DAMSELFLY_JOIN_TOKEN", metavar="TOKEN"),
+        Setting("file holding the cluster's secret (mode 0600), presented to the supernode and to other peers' upload "
+                "servers; never on the command line", key="join_token_file", flag="--join-token-file",
+                kind="secret_file", env="DAMSELFLY_JOIN_TOKEN", metavar="FILE"),
+    )
+    insecure_open_cluster: bool = setting(
+        False,
+        Setting("serve pieces beyond loopback without a secret: anyone who reaches the upload port may fetch them",
+                key="insecure_open_cluster", flag="--insecure-open-cluster", kind="enable"),
     )
     # Parents in the same zone or rack are preferred (supernode/scheduler.py).
     labels: dict[str, str] = setting(

@@ -324,13 +324,15 @@ class SwarmList:
 
 @dataclass(slots=True)
 class Health:
-    """The answer of `/healthz`: the process is up and answering."""
+    """The answer of `/healthz`: the process is up and answering, and whether it runs an open cluster (no secret,
+    by the operator's `--insecure-open-cluster`)."""
 
     status: str = "ok"
+    insecure_open_cluster: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Health:
-        return cls(status=str(body["status"]))
+        return cls(status=str(body["status"]), insecure_open_cluster=body.get("insecure_open_cluster") is True)

@@ -34,11 +34,24 @@ class SupernodeConfig:
     )
     # The port half of `listen`.
     listen_port: int = 8002
-    # Empty disables the check (single-host and test set-ups).
+    # Empty disables the check: allowed only on loopback, or with `insecure_open_cluster` (damselfly/exposure.py).
     join_token: str = setting(
         "",
-        Setting("shared secret of the cluster: peers present it to join, and to each other's upload servers",
-                key="join_token", flag="--join-token", env="DAMSELFLY_JOIN_TOKEN", metavar="TOKEN"),
+        Setting("file holding the cluster's secret (mode 0600): peers present it to join, and to each other's upload "
+                "servers; never on the command line", key="join_token_file", flag="--join-token-file",
+                kind="secret_file", env="DAMSELFLY_JOIN_TOKEN", metavar="FILE"),
+    )
+    insecure_open_cluster: bool = setting(
+        False,
+        Setting("listen beyond loopback without a secret: anyone who reaches the supernode may join the cluster",
+                key="insecure_open_cluster", flag="--insecure-open-cluster", kind="enable"),
+    )
+    # Where a peer's advertised address may be (supernode/addresses.py); empty: only where the supernode sees it.
+    peer_networks: tuple[str, ...] = setting(
+        (),
+        Setting("CIDRs a peer may advertise an address in, beyond the one the supernode sees it at",
+                key="peer_networks", flag="--peer-networks", kind="networks", metavar="CIDR[,CIDR...]",
+                shown_default="only the address the supernode sees the peer at"),
     )
     # Longest a view request waits for news before answering with what there is.
     view_wait: float = 10.0

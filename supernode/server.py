@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from core.digest import Digest, InvalidDigest
 
 from . import routes
+from .addresses import AddressPolicy, peer_url
 from .api import (
     TOKEN_HEADER,
     BadRequest,
@@ -51,6 +52,9 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     swarms_gauge = Gauge("damselfly_supernode_swarms", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
     token = config.join_token.encode()
+    addresses = AddressPolicy(config.peer_networks)
+    # The operator let it run without a secret beyond loopback (damselfly/cluster_secret.py): probes are told too.
+    health = Health(insecure_open_cluster=not config.join_token and config.insecure_open_cluster)
 
     def guarded(route: ApiRoute, handler: Handler) -> Endpoint:
         """Join-token check and translation of domain errors into HTTP answers."""
@@ -80,10 +84,9 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     async def register(call: Call) -> Answer:
         req = RegisterRequest.parse(await call.json())
         client = call.scope.get("client")
-        host = req.advertise_host or (client[0] if client else "127.0.0.1")
-        if ":" in host and not host.startswith("["):
-            host = f"[{host}]"
-        url = f"http://{host}:{req.upload_port}"
+        # Peers are sent to dial this URL: it is built from a checked address and port only (supernode/addresses.py).
+        address = addresses.address_for(req.advertise_host, client[0] if client else "127.0.0.1")
+        url = peer_url(address, req.upload_port)
         scheduler.register(req.peer_id, url, req.labels, time.monotonic())
         return json_answer(RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval).to_json())
 
@@ -156,7 +159,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         return json_answer(PeerList(peers).to_json())
 
     async def healthz(call: Call) -> Answer:
-        return json_answer(Health().to_json())
+        return json_answer(health.to_json())
 
     async def metrics_endpoint(call: Call) -> Answer:
         peers_gauge.set(len(scheduler.peers))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import stat
 import sys
 from pathlib import Path
+
+import httpx
 
 from tests.support.cluster import CLEAN_ENV
 from tests.support.images import BuiltImage, push_image
@@ -33,3 +36,28 @@ def test_up_serves_a_pull_and_answers_on_both_ports(
     assert f"listening on http://127.0.0.1:{supernode}" in text
     assert f"registry mirror on http://127.0.0.1:{mirror}" in text
     assert registry.served_bytes(method="GET", path_contains="/blobs/") == pushed.total_blob_bytes
+
+
+def test_up_makes_its_cluster_secret_once_and_its_supernode_requires_it(tmp_path: Path) -> None:
+    # Everywhere but the mirror: `up`'s own listeners beyond loopback are allowed because it made a secret.
+    mirror, supernode = free_port(), free_port()
+    args = [
+        sys.executable, "-m", "damselfly", "up", "--listen", f"127.0.0.1:{mirror}",
+        "--supernode-listen", f"0.0.0.0:{supernode}", "--upload-listen", f"0.0.0.0:{free_port()}",
+        "--data-dir", str(tmp_path / "data"), "--upstream", "http://127.0.0.1:1",
+    ]
+    secret_path = tmp_path / "data" / "join-token"
+    swarms = f"http://127.0.0.1:{supernode}/api/v1/swarms"
+    seen = []
+    for run in range(2):
+        with ManagedProcess(args, log_path=tmp_path / f"up{run}.log", env=CLEAN_ENV,
+                            ready_url=f"http://127.0.0.1:{mirror}/v2/", cwd=Path(__file__).resolve().parents[2]) as up:
+            assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
+            secret = secret_path.read_text().strip()
+            seen.append(secret)
+            with httpx.Client(timeout=5.0, trust_env=False) as client:
+                assert client.get(swarms).status_code == 401
+                assert client.get(swarms, headers={"X-Damselfly-Token": secret}).status_code == 200
+            text = up.log_text()
+        assert secret not in text and "INSECURE" not in text
+    assert seen[0] == seen[1] and len(seen[0]) >= 43  # made on the first start, reused on the second

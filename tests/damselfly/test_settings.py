@@ -57,8 +57,11 @@ def test_every_config_setting_has_a_toml_key_or_a_flag_and_the_example_file_read
 
 def test_toml_keys_set_the_fields_and_flags_win(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DAMSELFLY_JOIN_TOKEN", raising=False)
+    in_file, in_flag = tmp_path / "token", tmp_path / "flag-token"
+    in_file.write_text("from-file\n")
+    in_flag.write_text("x")
     conf = {
-        "supernode": {"listen": "127.0.0.1:9002", "join_token": "from-file"},
+        "supernode": {"listen": "127.0.0.1:9002", "join_token_file": str(in_file)},
         "peer": {
             "supernode": ["http://a:8002", "http://b:8002"],
             "upload_listen": "10.0.0.1:7000",
@@ -66,7 +69,7 @@ def test_toml_keys_set_the_fields_and_flags_win(tmp_path: Path, monkeypatch: pyt
             "labels": {"zone": "z1", "rack": "r1"},
             "upload_rate": "8Mbit",
             "supernode_timeout": 3,
-            "join_token": "from-file",
+            "join_token_file": str(in_file),
         },
         "proxy": {"listen": "127.0.0.1:6000", "prefetch": False, "allow": ["*.example.com"], "tls_cert": "c"},
     }
@@ -78,7 +81,8 @@ def test_toml_keys_set_the_fields_and_flags_win(tmp_path: Path, monkeypatch: pyt
     assert (proxy.listen_port, proxy.prefetch, proxy.allow, proxy.tls_cert) == (6000, False, ["*.example.com"], "c")
 
     argv = ["peer", "--supernode", "http://c:8002", "--upload-listen", "0.0.0.0:7001", "--label", "rack=r2",
-            "--upload-rate", "16Mbit", "--supernode-timeout", "4", "--listen", "127.0.0.1:6001", "--join-token", "x"]
+            "--upload-rate", "16Mbit", "--supernode-timeout", "4", "--listen", "127.0.0.1:6001",
+            "--join-token-file", str(in_flag)]
     peer, proxy = settings.peer_configs(parse(argv), conf)
     assert (peer.supernode_url, peer.upload_port, peer.upload_rate) == ("http://c:8002", 7001, 2e6)
     assert peer.labels == {"zone": "z1", "rack": "r2"}  # flags are merged over the file's table
@@ -91,15 +95,18 @@ def test_toml_keys_set_the_fields_and_flags_win(tmp_path: Path, monkeypatch: pyt
 
 
 def test_the_join_token_comes_from_the_environment_over_the_file_and_the_flag_over_both(
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DAMSELFLY_JOIN_TOKEN", "from-env")
-    conf = {"supernode": {"join_token": "from-file"}}
+    (tmp_path / "toml").write_text("from-toml")
+    (tmp_path / "flag").write_text("from-flag")
+    conf = {"supernode": {"join_token_file": str(tmp_path / "toml")}}
     parse = build_parser().parse_args
     assert settings.build(parse(["supernode"]), conf).supernode.join_token == "from-env"
-    assert settings.build(parse(["supernode", "--join-token", "flag"]), conf).supernode.join_token == "flag"
+    flag = ["supernode", "--join-token-file", str(tmp_path / "flag")]
+    assert settings.build(parse(flag), conf).supernode.join_token == "from-flag"
     monkeypatch.delenv("DAMSELFLY_JOIN_TOKEN")
-    assert settings.build(parse(["supernode"]), conf).supernode.join_token == "from-file"
+    assert settings.build(parse(["supernode"]), conf).supernode.join_token == "from-toml"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import httpx
 
 from supernode import routes
 from tests.faults.helpers import MiB, pull_blob, push_blob, random_blob, supernode_peers
-from tests.support.cluster import CLEAN_ENV, DamselflyCluster
+from tests.support.cluster import DamselflyCluster, env_with_token
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 from tests.support.registry import RegistryServer
@@ -58,9 +58,9 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
         intruder = ManagedProcess(
             [sys.executable, "-m", "damselfly", "peer", "--supernode", cl.supernode_url,
              "--listen", f"127.0.0.1:{mirror_port}", "--upload-listen", f"127.0.0.1:{upload_port}",
-             "--data-dir", str(tmp_path / "intruder"), "--upstream", registry.url,
-             "--join-token", "not-the-token", "--supernode-timeout", "2"],
-            log_path=tmp_path / "intruder.log", env=CLEAN_ENV, cwd=Path(__file__).resolve().parents[2], name="intruder",
+             "--data-dir", str(tmp_path / "intruder"), "--upstream", registry.url, "--supernode-timeout", "2"],
+            log_path=tmp_path / "intruder.log", env=env_with_token("not-the-token"),
+            cwd=Path(__file__).resolve().parents[2], name="intruder",
         ).start()
         code = intruder.wait_exit(30.0)
         assert code != 0

@@ -19,10 +19,16 @@ import httpx
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 
-# Keep proxy settings of the machine away from loopback traffic.
+# Keep proxy settings of the machine away from loopback traffic, and a cluster secret of the caller's from the daemons.
 CLEAN_ENV: dict[str, str | None] = {
     "http_proxy": None, "https_proxy": None, "HTTP_PROXY": None, "HTTPS_PROXY": None, "ALL_PROXY": None,
+    "DAMSELFLY_JOIN_TOKEN": None,
 }
+
+
+def env_with_token(join_token: str) -> dict[str, str | None]:
+    """CLEAN_ENV with the cluster's secret, which daemons take from the environment (never from argv)."""
+    return {**CLEAN_ENV, "DAMSELFLY_JOIN_TOKEN": join_token or None}
 
 
 @dataclass
@@ -34,6 +40,7 @@ class PeerProcess:
     args: list[str]
     log_path: Path
     process: ManagedProcess
+    join_token: str = ""
 
     @property
     def mirror_url(self) -> str:
@@ -52,7 +59,9 @@ class PeerProcess:
     def restart(self) -> None:
         """Start the same peer again (same ports, same data directory) after it stopped or was killed."""
         self.process.stop()
-        self.process = _start(self.args, self.log_path, self.mirror_url + "/healthz", f"peer{self.index}")
+        self.process = _start(
+            self.args, self.log_path, self.mirror_url + "/healthz", f"peer{self.index}", self.join_token
+        )
 
 
 @dataclass
@@ -82,9 +91,9 @@ class DamselflyCluster:
         if not self.supernode_port:
             self.supernode_port = free_port()
         args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}"]
-        if self.join_token:
-            args += ["--join-token", self.join_token]
-        self.supernode = _start(args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode")
+        self.supernode = _start(
+            args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token
+        )
 
     def add_peer(self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly") -> PeerProcess:
         """Start a peer: `python -m <entry> peer ...`; a test entry point such as tests.support.faulty_peer
@@ -104,11 +113,9 @@ class DamselflyCluster:
             config_path = self.workdir / "damselfly.toml"
             config_path.write_text(self.config_text)
             args += ["--config", str(config_path)]
-        if self.join_token:
-            args += ["--join-token", self.join_token]
         log_path = self.workdir / f"peer{index}.log"
-        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}")
-        peer = PeerProcess(index, mirror_port, upload_port, data_dir, args, log_path, process)
+        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}", self.join_token)
+        peer = PeerProcess(index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token)
         self.peers.append(peer)
         return peer
 
@@ -127,8 +134,8 @@ class DamselflyCluster:
         self.stop()
 
 
-def _start(args: list[str], log_path: Path, ready_url: str, name: str) -> ManagedProcess:
+def _start(args: list[str], log_path: Path, ready_url: str, name: str, join_token: str = "") -> ManagedProcess:
     return ManagedProcess(
-        args, log_path=log_path, env=CLEAN_ENV, ready_url=ready_url, ready_timeout=30.0, name=name,
+        args, log_path=log_path, env=env_with_token(join_token), ready_url=ready_url, ready_timeout=30.0, name=name,
         cwd=Path(__file__).resolve().parents[2],
     ).start()
