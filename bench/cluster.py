@@ -9,6 +9,7 @@ cached read-only storage; the other scenarios start cold.
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import sys
 from collections.abc import Callable
@@ -186,10 +187,12 @@ class Scenario:
 
     def _start_damselfly(self, procs: ProcessSet) -> None:
         sn = self.topo.hosts.get("sn") or self.topo.add_host("sn", 3, self.settings.host_mbit)
+        # The daemons listen beyond loopback (on the bridge): they need the cluster's secret, from the environment.
+        env = {**python_env(), "DAMSELFLY_JOIN_TOKEN": secrets.token_urlsafe(32)}
         supernode = procs.start(
             Proc(sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}",
                                     "--log-level", self.settings.log_level)),
-                 log_path=self.rundir / "supernode.log", name="supernode", env=python_env())
+                 log_path=self.rundir / "supernode.log", name="supernode", env=env)
         )
         supernode.wait_for_http(f"http://{sn.ip}:{SUPERNODE_PORT}/healthz", self.settings.start_timeout, sn.cmd())
         for host in self.hosts:
@@ -204,7 +207,7 @@ class Scenario:
                 "--log-level", self.settings.log_level,
             )
             log_path = self.rundir / f"peer-{host.role}.log"
-            peer = procs.start(Proc(host.cmd(*args), log_path=log_path, name=f"peer-{host.role}", env=python_env()))
+            peer = procs.start(Proc(host.cmd(*args), log_path=log_path, name=f"peer-{host.role}", env=env))
             self.peers.append((host, peer))
         # Started all at once and awaited together: their start-up overlaps.
         for host, peer in self.peers:

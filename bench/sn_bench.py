@@ -140,7 +140,9 @@ class SupernodeBench:
         with ProcessSet() as procs:
             supernode = procs.start(
                 Proc(
-                    python_cmd("supernode", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"),
+                    # The load's simulated hosts advertise addresses in 10/8 from loopback: admit that network.
+                    python_cmd("supernode", "--listen", f"127.0.0.1:{port}", "--peer-networks", "10.0.0.0/8",
+                               "--log-level", "warning"),
                     log_path=self.rundir / f"supernode-{trial}.log",
                     name="supernode",
                     env=python_env(),
