@@ -13,11 +13,13 @@ per package, `[supernode]`, `[peer]` and `[proxy]`, and one `[[registry]]` table
     ca_file = ""
     insecure = false
     library_prefix = false               # Docker Hub style: one-word names live under library/
+    redirect_networks = []               # CIDRs its redirects may lead to besides public addresses
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +115,7 @@ def registries_from(settings: dict[str, Any]) -> list[UpstreamRegistry]:
     if not isinstance(entries, list):
         raise SettingsError("[[registry]] must be an array of tables")
     found = []
-    allowed = {"name", "url", "username", "password", "ca_file", "insecure", "library_prefix"}
+    allowed = {"name", "url", "username", "password", "ca_file", "insecure", "library_prefix", "redirect_networks"}
     for entry in entries:
         if not isinstance(entry, dict) or "name" not in entry or "url" not in entry:
             raise SettingsError("each [[registry]] needs a name and a url")
@@ -135,9 +137,24 @@ def registries_from(settings: dict[str, Any]) -> list[UpstreamRegistry]:
                 ca_file=ca_file,
                 insecure=bool(entry.get("insecure", False)),
                 library_prefix=bool(entry.get("library_prefix", False)),
+                redirect_networks=_networks(entry["name"], entry.get("redirect_networks", [])),
             )
         )
     return found
+
+
+def _networks(registry: object, value: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A registry's `redirect_networks`: a list of CIDRs (`10.20.0.0/16`, `fd00::/8`)."""
+    where = f"[[registry]] {registry}: redirect_networks"
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SettingsError(f"{where} must be a list of CIDRs like \"10.0.0.0/8\"")
+    networks = []
+    for text in value:
+        try:
+            networks.append(ipaddress.ip_network(text.strip()))
+        except ValueError as exc:
+            raise SettingsError(f"{where}: {exc}") from None
+    return tuple(networks)
 
 
 COMMANDS = {"supernode": SUPERNODE, "peer": PEER, "up": UP}

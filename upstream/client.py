@@ -8,7 +8,9 @@ Credentials, in order of precedence:
 3. anonymous: a Bearer challenge is answered with an anonymous token when the realm grants one.
 A 401 that survives all this is handed back to the caller with its `WWW-Authenticate` intact, so docker and
 containerd run their own token flow against the upstream's realm.
-Redirects (307 to object storage) are followed; `Authorization` is dropped when a redirect leaves the origin.
+Redirects (307 to object storage) are followed where the registry's redirect policy allows them
+(`upstream.redirects`: its own origin, public addresses, its `redirect_networks`), to the address that policy
+checked; `Authorization` is dropped when a redirect leaves the origin. A refused redirect is an `UpstreamError`.
 Blob bodies go through `raw_http` (`get_raw`), which receives them into the caller's buffers; everything else,
 and a body not framed by Content-Length, through httpx (`send`). Both share one retry and token logic
 (`_exchange`). Paths are built from the route table (`core.registry_api`).
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import httpx
 
@@ -28,6 +30,7 @@ from core import registry_api
 from .auth import BearerTokens, basic_of, configured_basic
 from .config import UpstreamConfig
 from .raw_http import RawHttpClient, RawHttpError, RawResponse
+from .redirects import Headers, RedirectPolicy, RedirectRefused, Reply, pinned
 from .registry import UpstreamRegistry
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -39,18 +42,7 @@ class UpstreamError(Exception):
     """The upstream could not be reached, or kept failing after retries."""
 
 
-class Reply(Protocol):
-    """What the retry and token logic needs of a response, from httpx or from `raw_http`."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def headers(self) -> httpx.Headers: ...
-
-    async def aclose(self) -> None: ...
-
-
+# What the retry and token logic needs of a response (`Reply`), from httpx or from `raw_http`.
 R = TypeVar("R", bound=Reply)
 
 
@@ -69,6 +61,9 @@ class RegistryClient:
         # Blob bodies go through `raw` when there is one: it receives them without httpx's copies.
         self.raw = raw
         self.tokens = BearerTokens(http, config)
+        self.redirects = RedirectPolicy(
+            registry.name, registry.url, registry.redirect_networks, resolve_timeout=config.connect_timeout
+        )
 
     def url(self, path: str) -> str:
         return self.registry.url.rstrip("/") + path
@@ -99,7 +94,7 @@ class RegistryClient:
             return None
 
         async def once(auth: str | None) -> RawResponse:
-            return await raw.get(self.url(path), _encode_headers(headers, auth))
+            return await raw.get(self.url(path), _encode_headers(headers, auth), redirects=self.redirects)
 
         return await self._exchange(path, client_auth, once)
 
@@ -138,6 +133,9 @@ class RegistryClient:
                     last_error = UpstreamError(f"upstream answered {response.status_code}")
                     continue
                 return response
+            except RedirectRefused as exc:
+                # Where the upstream points does not change with another try.
+                raise UpstreamError(f"{self.registry.name}: {exc}") from exc
             except (httpx.TransportError, RawHttpError) as exc:
                 last_error = exc
                 if _is_tls_failure(exc):
@@ -147,8 +145,14 @@ class RegistryClient:
     async def _send_once(
         self, method: str, path: str, auth: str | None, headers: Sequence[tuple[str, str]], stream: bool
     ) -> httpx.Response:
-        request = self.http.build_request(method, self.url(path), headers=_encode_headers(headers, auth))
-        return await self.http.send(request, stream=stream, follow_redirects=True)
+        async def once(url: httpx.URL, sent: Headers, address: str | None) -> httpx.Response:
+            request = self.http.build_request(
+                method, pinned(url, address), headers=_pinned_headers(sent, url, address),
+                extensions={"sni_hostname": url.host} if address is not None and url.scheme == "https" else None,
+            )
+            return await self.http.send(request, stream=stream, follow_redirects=False)
+
+        return await self.redirects.follow(httpx.URL(self.url(path)), _encode_headers(headers, auth), once)
 
     async def ping(self) -> tuple[int, str]:
         """`GET /v2/` without credentials, once: the status and the `WWW-Authenticate` challenge (or "")."""
@@ -172,6 +176,11 @@ def _encode_headers(headers: Sequence[tuple[str, str]], auth: str | None) -> lis
     # Header values arrive decoded as latin-1 (ASGI); they go out as the same bytes, whatever they hold, rather
     # than failing to encode as ASCII.
     return [(name.encode("latin-1"), value.encode("latin-1", "replace")) for name, value in all_headers]
+
+
+def _pinned_headers(headers: Headers, url: httpx.URL, address: str | None) -> list[tuple[bytes, bytes]]:
+    """`headers`, with `Host` naming the URL's host when the request connects to a checked address instead."""
+    return [*headers, (b"Host", url.netloc)] if address is not None else list(headers)
 
 
 def _is_tls_failure(exc: BaseException) -> bool:

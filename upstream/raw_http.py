@@ -2,9 +2,10 @@
 
 httpx (through httpcore and h11) copies every received chunk several times in Python; at loopback speed that
 was the largest share of a source's event loop (docs/benchmarks.md). This client does one job: send a GET,
-follow redirects, parse the response head, and let the socket (or the TLS layer) write the body directly into
-the buffer given to `fill` (an `asyncio.BufferedProtocol`), one piece at a time. Between fills the socket is not
-read, so a slow consumer pushes back on the sender through TCP and memory stays bounded.
+follow the redirects its caller's policy allows (`upstream.redirects`), parse the response head, and let the
+socket (or the TLS layer) write the body directly into the buffer given to `fill` (an `asyncio.BufferedProtocol`),
+one piece at a time. Between fills the socket is not read, so a slow consumer pushes back on the sender through
+TCP and memory stays bounded.
 
 It is deliberately narrow: one connection per request (`Connection: close`), bodies framed by Content-Length
 only. Callers (`upstream.client`) keep httpx for everything else: a chunked body is handed back as unusable.
@@ -19,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 5
+from .redirects import RedirectPolicy
+
 # A registry's response head is a few hundred bytes; a head this large is not a registry talking.
 HEAD_LIMIT = 64 * 1024
 # Received while no buffer was offered (at most one read's worth: reading pauses at once).
@@ -203,27 +204,31 @@ class RawHttpClient:
         self.read_timeout = read_timeout
 
     async def get(
-        self, url: str, headers: Sequence[tuple[bytes, bytes]], *, head_timeout: float | None = None
+        self,
+        url: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        *,
+        head_timeout: float | None = None,
+        redirects: RedirectPolicy | None = None,
     ) -> RawResponse:
-        """GET `url`, following redirects; `Authorization` is dropped once a redirect leaves the origin (as
-        httpx does), since object storage must not see the registry's credentials. The response head must come
-        within `head_timeout` (default: the read timeout); the body then may pause for at most the read timeout."""
-        current = httpx.URL(url)
-        for _ in range(MAX_REDIRECTS + 1):
-            response = await self._get_once(current, headers, head_timeout or self.read_timeout)
-            location = response.headers.get("location")
-            if response.status_code not in REDIRECT_STATUSES or not location:
-                return response
-            await response.aclose()
-            following = current.join(location)
-            if (following.scheme, following.host, following.port) != (current.scheme, current.host, current.port):
-                headers = [(name, value) for name, value in headers if name.lower() != b"authorization"]
-            current = following
-        raise RawHttpError(f"more than {MAX_REDIRECTS} redirects")
+        """GET `url`. Redirects are followed where `redirects` allows them (`upstream.redirects`: the checked
+        address is connected to, `Authorization` dropped once a redirect leaves the origin); without a policy a
+        redirect is the answer (peers never redirect). The response head must come within `head_timeout`
+        (default: the read timeout); the body then may pause for at most the read timeout."""
+        timeout = head_timeout or self.read_timeout
+
+        async def once(target: httpx.URL, sent: Sequence[tuple[bytes, bytes]], address: str | None) -> RawResponse:
+            return await self._get_once(target, sent, timeout, address)
+
+        if redirects is None:
+            return await once(httpx.URL(url), headers, None)
+        return await redirects.follow(httpx.URL(url), headers, once)
 
     async def _get_once(
-        self, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]], head_timeout: float
+        self, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]], head_timeout: float, address: str | None = None
     ) -> RawResponse:
+        """One GET; connects to `address` when given (a redirect target's checked address), else to the URL's host.
+        The Host header and TLS's server name stay the URL's host either way."""
         if url.scheme not in ("http", "https"):
             raise RawHttpError(f"cannot fetch {url.scheme!r} URLs")
         https = url.scheme == "https"
@@ -238,7 +243,7 @@ class RawHttpClient:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(
                     lambda: protocol,
-                    host,
+                    address or host,
                     port,
                     ssl=self.ssl_context if https else None,
                     server_hostname=host if https else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 
@@ -20,6 +21,9 @@ class UpstreamRegistry:
     insecure: bool = False
     # Docker Hub's one-word names (`alpine`) live under `library/`.
     library_prefix: bool = False
+    # Private networks its redirects may lead to (object storage inside the data centre): without them a redirect
+    # is followed only to the registry's own origin or to public addresses (`upstream.redirects`).
+    redirect_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def has_credentials(self) -> bool:

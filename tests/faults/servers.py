@@ -160,12 +160,16 @@ class OutboundGuard:
         guard = self
 
         async def guarded_raw(
-            client: RawHttpClient, url: httpx.URL, headers: Sequence[tuple[bytes, bytes]], head_timeout: float
+            client: RawHttpClient,
+            url: httpx.URL,
+            headers: Sequence[tuple[bytes, bytes]],
+            head_timeout: float,
+            address: str | None = None,
         ) -> RawHttpResponse:
             # Every connection of the raw client, redirects included, starts here.
             if not guard.allow("GET", url):
                 raise RawHttpError(f"test guard: {url.netloc.decode()} is not an allowed host")
-            return await original_raw(client, url, headers, head_timeout)
+            return await original_raw(client, url, headers, head_timeout, address)
 
         async def guarded_async(transport: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
             guard.check(request)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from upstream.raw_http import RawHttpClient, RawHttpError
+from upstream.redirects import RedirectPolicy, RedirectRefused
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 BODY = hashlib.sha256(b"body").digest() * 40_000  # 1.28 MB
@@ -40,6 +43,11 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 
 def client(read_timeout: float = 5.0) -> RawHttpClient:
     return RawHttpClient(ssl_context=None, connect_timeout=2.0, read_timeout=read_timeout)
+
+
+def policy(registry_url: str, *networks: str) -> RedirectPolicy:
+    """The redirect policy of a registry at `registry_url` that may also redirect into `networks`."""
+    return RedirectPolicy("r", registry_url, tuple(ipaddress.ip_network(n) for n in networks))
 
 
 async def fill_all(response_fill: Callable[[memoryview], Awaitable[int]], size: int, step: int) -> bytes:
@@ -159,7 +167,10 @@ async def test_redirects_are_followed_and_credentials_stay_with_their_origin() -
 
     registry_server, registry_url = await serve(registry)
     async with storage_server, registry_server:
-        response = await client().get(registry_url + "/v2/x/blobs/d", [(b"Authorization", b"Bearer secret")])
+        response = await client().get(
+            registry_url + "/v2/x/blobs/d", [(b"Authorization", b"Bearer secret")],
+            redirects=policy(registry_url, "127.0.0.0/8"),  # the storage is another loopback port
+        )
         assert response.status_code == 200
         assert await response.fill(memoryview(bytearray(5))) == 5
         await response.aclose()
@@ -186,11 +197,77 @@ async def test_endless_redirects_and_garbage_are_errors() -> None:
         await writer.drain()
         writer.close()
 
-    for handler, message in ((loop_forever, "redirects"), (garbage, "not an HTTP"), (huge_head, "too large")):
+    server, url = await serve(loop_forever)
+    async with server:
+        with pytest.raises(RedirectRefused, match="more than 5 redirects"):
+            await client().get(url + "/b", [], redirects=policy(url))
+    for handler, message in ((garbage, "not an HTTP"), (huge_head, "too large")):
         server, url = await serve(handler)
         async with server:
             with pytest.raises(RawHttpError, match=message):
                 await client().get(url + "/b", [])
+
+
+async def test_a_redirect_the_policy_refuses_is_never_followed() -> None:
+    heads: list[bytes] = []
+
+    async def internal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninternal")
+        writer.close()
+
+    internal_server, internal_url = await serve(internal)
+
+    async def registry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        location = internal_url.encode() + b"/latest/meta-data?token=secret"
+        writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    registry_server, registry_url = await serve(registry)
+    async with internal_server, registry_server:
+        with pytest.raises(RedirectRefused, match=re.escape("127.0.0.1 is loopback")) as refused:
+            await client().get(registry_url + "/v2/x/blobs/d", [], redirects=policy(registry_url))
+        # Without a policy (a peer's piece fetch) the redirect is the answer, not followed either.
+        unfollowed = await client().get(registry_url + "/v2/x/blobs/d", [])
+        assert unfollowed.status_code == 307
+        await unfollowed.aclose()
+    assert heads == []
+    assert "/latest/meta-data" in str(refused.value) and "secret" not in str(refused.value)
+
+
+async def test_a_redirect_connects_to_the_address_checked_with_the_name_as_host() -> None:
+    heads: list[bytes] = []
+
+    async def storage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await read_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        writer.close()
+
+    storage_server, storage_url = await serve(storage)
+    storage_port = int(storage_url.rpartition(":")[2])
+    resolved: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        # A name no resolver knows: reaching the storage at all proves the checked address was dialled.
+        resolved.append(f"{host}:{port}")
+        return ["127.0.0.1"]
+
+    async def registry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        location = b"http://storage.invalid:%d/object" % storage_port
+        writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n")
+        writer.close()
+
+    registry_server, registry_url = await serve(registry)
+    networks = (ipaddress.ip_network("127.0.0.1/32"),)
+    async with storage_server, registry_server:
+        rules = RedirectPolicy("r", registry_url, networks, resolve=resolve)
+        response = await client().get(registry_url + "/v2/x/blobs/d", [], redirects=rules)
+        assert response.status_code == 200
+        await response.aclose()
+    assert resolved == [f"storage.invalid:{storage_port}"]
+    assert heads and b"\r\nHost: storage.invalid:%d\r\n" % storage_port in heads[0]
 
 
 async def test_nobody_listening_is_an_error() -> None:
