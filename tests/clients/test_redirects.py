@@ -1,4 +1,5 @@
-"""Blob downloads redirected by the upstream (307 to object storage) are followed, without the credentials.
+"""Blob downloads redirected by the upstream (307 to object storage) are followed, without the credentials, when
+the registry's `redirect_networks` admit the object store's address.
 
 The real registry redirects (its `redirect` storage middleware, as with S3 or a CDN in front); the object
 store is a small server on the registry's storage directory that counts what it sends and records headers.
@@ -29,7 +30,9 @@ def test_blob_redirects_are_followed_and_credentials_stay_with_the_registry(
             **store.registry_middleware(),
         }
         with RegistryServer(tmp_path / "redirecting", htpasswd=ALICE, extra_config=config) as registry:
-            mirror = mirror_factory([Upstream(name, registry.url, *ALICE)])
+            # The object store is on loopback, like the registry but on another port: a private address the
+            # registry's redirects may lead to only because its settings say so.
+            mirror = mirror_factory([Upstream(name, registry.url, *ALICE, redirect_networks=("127.0.0.0/8",))])
             registry.reset_counts()
             with mirror_dropin(name, f"{mirror.mirror_host}/{name}"):
                 skopeo_copy(f"{name}/test/app:v1", tmp_path / "app")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -16,6 +17,7 @@ from peer.config import PeerConfig
 from proxy.config import ProxyConfig
 from supernode.config import SupernodeConfig
 
+REGISTRY = {"name": "r.test", "url": "https://r.test"}
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN, END = "<!-- generated: damselfly settings begin -->\n", "<!-- generated: damselfly settings end -->"
 
@@ -120,9 +122,22 @@ def test_the_join_token_comes_from_the_environment_over_the_file_and_the_flag_ov
         (["peer", "--label", "zone"], {}, "--label: expected KEY=VALUE, got 'zone'"),
         (["peer"], {"proxy": {"allow": "*"}}, "[proxy] allow must be a list of host patterns"),
         (["peer"], {"peer": "x"}, "[peer] must be a table"),
+        (["peer"], {"registry": [{**REGISTRY, "redirect_networks": "10.0.0.0/8"}]},
+         "[[registry]] r.test: redirect_networks must be a list of CIDRs"),
+        (["peer"], {"registry": [{**REGISTRY, "redirect_networks": ["10.0.0.1/8"]}]},
+         "[[registry]] r.test: redirect_networks: 10.0.0.1/8 has host bits set"),
+        (["peer"], {"registry": [{**REGISTRY, "redirect_networks": ["storage"]}]},
+         "[[registry]] r.test: redirect_networks: 'storage' does not appear to be"),
     ],
 )
 def test_a_bad_value_names_where_it_came_from(argv: list[str], conf: dict[str, object], message: str) -> None:
     with pytest.raises(settings.SettingsError) as raised:
         settings.build(build_parser().parse_args(argv), conf)
     assert str(raised.value).startswith(message)
+
+
+def test_a_registry_takes_its_redirect_networks() -> None:
+    conf = {"registry": [{**REGISTRY, "redirect_networks": ["10.20.0.0/16", "fd00::/8"]}, {"name": "o", "url": "http://o"}]}
+    found = {registry.name: registry for registry in settings.registries_from(conf)}
+    assert found["r.test"].redirect_networks == (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("fd00::/8"))
+    assert found["o"].redirect_networks == ()

@@ -39,6 +39,8 @@ class Upstream:
     password: str = ""
     ca_file: str = ""
     library_prefix: bool = False
+    # CIDRs its redirects may lead to (a test's object store on loopback).
+    redirect_networks: tuple[str, ...] = ()
 
     def toml(self) -> str:
         lines = ["[[registry]]"]
@@ -50,6 +52,8 @@ class Upstream:
                 lines.append(f"{key} = {json.dumps(value)}")
         if self.library_prefix:
             lines.append("library_prefix = true")
+        if self.redirect_networks:
+            lines.append(f"redirect_networks = {json.dumps(list(self.redirect_networks))}")
         return "\n".join(lines) + "\n"
 
 
