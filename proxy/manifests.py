@@ -1,10 +1,11 @@
 """Manifests pass through to the upstream: every Accept line kept, type and digest headers preserved, digests
 checked (a signed schema-1 manifest's digest is that of its payload without the signatures, as registries name
-it)."""
+it), and the body held to the shape of the media type it claims (`manifest_shape`) before any of it is served."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import httpx
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from upstream.clients import Upstreams
 
 from .access import refusal
 from .config import ProxyConfig
+from .manifest_shape import BadManifestShape, check_manifest_shape
 from .relay import read_bounded
 from .routing import Target
 
@@ -26,6 +28,8 @@ from .routing import Target
 KEPT_HEADERS = ("content-type", "docker-content-digest", "etag", "last-modified")
 # Request headers worth forwarding besides Accept (conditional requests).
 FORWARDED_HEADERS = ("if-none-match", "if-modified-since")
+
+logger = logging.getLogger(__name__)
 
 
 async def serve_manifest(request: Request, target: Target, upstreams: Upstreams, config: ProxyConfig) -> Response:
@@ -53,6 +57,7 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
         raise refusal(response.status_code, response.headers, body, errors.MANIFEST_UNKNOWN)
     out = _kept(response.headers)
     if request.method == "GET":
+        _check_shape(body, out.get("content-type", ""), target)
         digested = _digested_bytes(body, out.get("content-type", ""))
         out["docker-content-digest"] = str(_verified_digest(digested, target.digest, out.get("docker-content-digest")))
     if request.method == "HEAD":
@@ -61,6 +66,21 @@ async def serve_manifest(request: Request, target: Target, upstreams: Upstreams,
             out["content-length"] = length
         return Response(status_code=200, headers=out)
     return Response(body, status_code=200, headers=out)
+
+
+def _check_shape(body: bytes, content_type: str, target: Target) -> None:
+    """A manifest that does not parse as its media type goes to no client, by tag or by digest."""
+    try:
+        check_manifest_shape(body, content_type)
+    except BadManifestShape as exc:
+        logger.warning(
+            "%s: the manifest of %s:%s does not parse as %r: %s",
+            target.registry.name, target.repository, target.reference, content_type[:100], exc,
+        )
+        raise RegistryError(
+            errors.MANIFEST_INVALID, status=502,
+            detail=f"the upstream sent a manifest that does not parse as its media type: {exc}",
+        ) from exc
 
 
 def _digested_bytes(body: bytes, content_type: str) -> bytes:
