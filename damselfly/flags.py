@@ -171,7 +171,7 @@ def _parse(entry: Entry, value: Any, what: str, *, from_flag: bool) -> dict[str,
                 raise SettingsError(f"{what} must be true or false")
             return {name: bool(value)}
         if kind == "networks":
-            return {name: _networks(value, what)}
+            return {name: parse_networks(value, what)}
         if kind == "secret_file":
             if what.startswith("$"):
                 return {name: checked_secret(str(value), "the value")}
@@ -214,7 +214,9 @@ def _urls(value: Any, what: str) -> str:
     return joined
 
 
-def _networks(value: Any, what: str) -> tuple[str, ...]:
+def parse_networks(value: Any, what: str) -> tuple[str, ...]:
+    """CIDRs from a TOML list or a comma-separated flag (`[supernode] peer_networks`, `[[registry]]
+    redirect_networks`), normalised; `what` names the setting in the error."""
     items = value if isinstance(value, list) else [part for part in str(value).split(",") if part.strip()]
     networks = []
     for item in items:

@@ -33,7 +33,7 @@ from proxy.config import DOCKER_HUB, ProxyConfig
 from supernode.config import SupernodeConfig
 from upstream.registry import UpstreamRegistry
 
-from .flags import Section, SettingsError, host_port, read
+from .flags import Section, SettingsError, host_port, parse_networks, read
 
 __all__ = [
     "ALL",
@@ -144,17 +144,9 @@ def registries_from(settings: dict[str, Any]) -> list[UpstreamRegistry]:
 
 
 def _networks(registry: object, value: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """A registry's `redirect_networks`: a list of CIDRs (`10.20.0.0/16`, `fd00::/8`)."""
-    where = f"[[registry]] {registry}: redirect_networks"
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SettingsError(f"{where} must be a list of CIDRs like \"10.0.0.0/8\"")
-    networks = []
-    for text in value:
-        try:
-            networks.append(ipaddress.ip_network(text.strip()))
-        except ValueError as exc:
-            raise SettingsError(f"{where}: {exc}") from None
-    return tuple(networks)
+    """A registry's `redirect_networks`: CIDRs (`10.20.0.0/16`, `fd00::/8`), read as `peer_networks` are."""
+    cidrs = parse_networks(value, f"[[registry]] {registry}: redirect_networks")
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 COMMANDS = {"supernode": SUPERNODE, "peer": PEER, "up": UP}
