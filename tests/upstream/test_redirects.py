@@ -11,7 +11,10 @@ import re
 import httpx
 import pytest
 
+from upstream.client import RegistryClient, UpstreamError
+from upstream.config import UpstreamConfig
 from upstream.redirects import RedirectPolicy, RedirectRefused, Resolver, not_public_because, safe_url
+from upstream.registry import UpstreamRegistry
 
 REGISTRY = "https://registry.example.test"
 
@@ -137,3 +140,44 @@ async def test_a_refused_redirect_is_logged_once_without_secrets(caplog: pytest.
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     message = records[0].getMessage()
     assert "http://169.254.169.254:80/latest" in message and "secret" not in message
+
+
+async def test_the_registry_client_connects_to_the_checked_address_with_the_name_as_host() -> None:
+    # httpx's path (manifests, access checks): a redirect to a name only the policy's resolver knows reaches the
+    # storage at all only if the checked address is what httpx dials; the name stays in Host.
+    heads: list[bytes] = []
+
+    async def storage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    storage_server = await asyncio.start_server(storage, "127.0.0.1", 0)
+    storage_port = storage_server.sockets[0].getsockname()[1]
+
+    async def registry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        location = b"http://storage.invalid:%d/object?sig=1" % storage_port
+        writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n"
+                     b"Connection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    registry_server = await asyncio.start_server(registry, "127.0.0.1", 0)
+    registry_url = f"http://127.0.0.1:{registry_server.sockets[0].getsockname()[1]}"
+    config = UpstreamConfig(attempts=1)
+    async with storage_server, registry_server, httpx.AsyncClient(trust_env=False) as http:
+        client = RegistryClient(UpstreamRegistry("r", registry_url), http, config)
+        client.redirects = RedirectPolicy(
+            "r", registry_url, (ipaddress.ip_network("127.0.0.1/32"),), resolve=resolver("127.0.0.1")
+        )
+        response = await client.send("GET", "/v2/x/manifests/v1", client_auth="Bearer secret")
+        assert (response.status_code, response.content) == (200, b"ok")
+        # Without the storage's network the same redirect is an UpstreamError, and the storage sees nothing more.
+        client.redirects = RedirectPolicy("r", registry_url, resolve=resolver("127.0.0.1"))
+        with pytest.raises(UpstreamError, match=re.escape("refused a redirect to http://storage.invalid")):
+            await client.send("GET", "/v2/x/manifests/v1", client_auth=None)
+    assert len(heads) == 1
+    assert b"\r\nhost: storage.invalid:%d\r\n" % storage_port in heads[0].lower()
+    assert b"authorization" not in heads[0].lower()  # the registry's credentials stay with the registry
