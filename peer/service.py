@@ -9,11 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-import socket
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -22,13 +19,14 @@ import httpx
 from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
 from supernode.api import RegisterRequest, ReportRequest
-from supernode.client import JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
+from supernode.client import CredentialRefused, JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
 from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient
 
 from .blob_handle import BlobHandle, LiveBlob, StoredBlob, open_complete
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
+from .identity_file import load_identity
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
 from .ratelimit import RateLimits, TokenBucket
@@ -62,7 +60,8 @@ class PeerService:
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
-        self.peer_id = _peer_id(config.data_dir)
+        self.identity = load_identity(config.data_dir)
+        self.peer_id = self.identity.peer_id
         self.downloads: dict[str, BlobDownload] = {}
         self.limits = RateLimits(
             upload=TokenBucket(config.upload_rate),
@@ -120,7 +119,9 @@ class PeerService:
 
     async def _register_until(self, deadline: float) -> None:
         assert self.supernode is not None
-        request = RegisterRequest(self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels)
+        request = RegisterRequest(
+            self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels, self.identity.secret
+        )
         delay = 0.2
         while True:
             try:
@@ -128,7 +129,7 @@ class PeerService:
                 self.heartbeat_interval = _bounded_interval(response.heartbeat_interval)
                 log.info("registered with the supernode as %s, reachable at %s", self.peer_id, response.url)
                 return
-            except JoinRefused as exc:
+            except (JoinRefused, CredentialRefused) as exc:
                 raise StartupError(f"supernode {self.config.supernode_url}: {exc}") from exc
             except SupernodeUnavailable as exc:
                 if time.monotonic() + delay > deadline:
@@ -264,15 +265,3 @@ def _bounded_interval(asked: float) -> float:
     if not asked > 0:  # also NaN
         return DEFAULT_HEARTBEAT_INTERVAL
     return min(max(asked, 0.1), 60.0)
-
-
-def _peer_id(data_dir: Path) -> str:
-    """A stable id per data directory, so a restarted daemon is the same peer."""
-    path = data_dir / "peer-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        peer_id = f"{socket.gethostname()}-{secrets.token_hex(4)}"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(peer_id)
-        return peer_id

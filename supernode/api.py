@@ -6,6 +6,7 @@ Piece sets travel as hex strings of a bitmask: bit i set means piece i is held. 
     SupernodeUnavailable          the client's: the supernode could not be reached or answered with an error
     ├── JoinRefused               answered 401: the join token was refused, and retrying cannot help
     └── UnknownPeer (LookupError) the scheduler's, answered 410, raised again by the client: register again
+        └── CredentialRefused     answered 403: not this peer's credential (supernode/identity.py): register again
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class UnknownPeer(SupernodeUnavailable, LookupError):
     One class on both sides of the wire: the scheduler raises it, the server answers it with 410, and the client
     raises it again on a 410, so that callers that retry any unavailability (peer/download.py) retry this too.
     """
+
+
+class CredentialRefused(UnknownPeer):
+    """The supernode does not take this call as the peer's (answered 403: a credential it did not issue, one from
+    before it restarted, or at register a peer id that does not commit to the secret shown): register again."""
 
 
 def _str(body: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -76,6 +82,12 @@ class RegisterRequest:
     # Host other peers dial; empty means "as the supernode sees me".
     advertise_host: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    # The host's own secret, which the peer id commits to (supernode/identity.py); shown at register only.
+    peer_secret: str = ""
+
+    def __repr__(self) -> str:
+        # Never the secret, wherever a request is printed or logged.
+        return f"RegisterRequest(peer_id={self.peer_id!r}, upload_port={self.upload_port})"
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> RegisterRequest:
@@ -91,7 +103,13 @@ class RegisterRequest:
         host = body.get("advertise_host") or ""
         if not isinstance(host, str) or len(host) > 255:
             raise BadRequest("'advertise_host' must be a string")
-        return cls(peer_id=_str(body, "peer_id"), upload_port=port, advertise_host=host, labels=dict(labels))
+        secret = body.get("peer_secret") or ""
+        if not isinstance(secret, str) or len(secret) > 256:
+            raise BadRequest("'peer_secret' must be a string")
+        return cls(
+            peer_id=_str(body, "peer_id"), upload_port=port, advertise_host=host, labels=dict(labels),
+            peer_secret=secret,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,13 +120,21 @@ class RegisterResponse:
     peer_id: str
     url: str
     heartbeat_interval: float
+    # What every later call about this peer carries (CREDENTIAL_HEADER); issued by this supernode process.
+    credential: str = ""
+
+    def __repr__(self) -> str:
+        return f"RegisterResponse(peer_id={self.peer_id!r}, url={self.url!r})"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> RegisterResponse:
-        return cls(peer_id=body["peer_id"], url=body["url"], heartbeat_interval=float(body["heartbeat_interval"]))
+        return cls(
+            peer_id=body["peer_id"], url=body["url"], heartbeat_interval=float(body["heartbeat_interval"]),
+            credential=str(body.get("credential") or ""),
+        )
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ import httpx
 from . import routes
 from .api import (
     TOKEN_HEADER,
+    CredentialRefused,
     JoinRefused,
     JoinRequest,
     PeerList,
@@ -22,11 +23,12 @@ from .api import (
     UnknownPeer,
     ViewQuery,
 )
+from .identity import CREDENTIAL_HEADER, PEER_HEADER
 from .routes import ApiRoute
 
 # The errors a call raises live beside the wire types (the scheduler raises UnknownPeer too); callers take them
 # from here, with the client.
-__all__ = ["JoinRefused", "SupernodeClient", "SupernodeUnavailable", "UnknownPeer"]
+__all__ = ["CredentialRefused", "JoinRefused", "SupernodeClient", "SupernodeUnavailable", "UnknownPeer"]
 
 
 class SupernodeClient:
@@ -34,6 +36,11 @@ class SupernodeClient:
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.headers = {TOKEN_HEADER: join_token} if join_token else {}
+
+    def _identify(self, peer_id: str, credential: str) -> None:
+        """Every later call carries the credential this supernode issued at register (supernode/identity.py)."""
+        self.headers[PEER_HEADER] = peer_id
+        self.headers[CREDENTIAL_HEADER] = credential
 
     async def _call(
         self,
@@ -58,12 +65,16 @@ class SupernodeClient:
             raise UnknownPeer(response.text[:200])
         if response.status_code == 401:
             raise JoinRefused("the supernode refused our join token")
+        if response.status_code == 403:
+            raise CredentialRefused(response.text[:200])
         if response.status_code >= 300:
             raise SupernodeUnavailable(f"supernode answered {response.status_code}: {response.text[:200]}")
         return response.json() if response.content else None
 
     async def register(self, request: RegisterRequest) -> RegisterResponse:
-        return RegisterResponse.from_json(await self._call(routes.REGISTER, body=request.to_json()))
+        response = RegisterResponse.from_json(await self._call(routes.REGISTER, body=request.to_json()))
+        self._identify(response.peer_id, response.credential)
+        return response
 
     async def heartbeat(self, peer_id: str) -> None:
         await self._call(routes.HEARTBEAT, path={"peer_id": peer_id})

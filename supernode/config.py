@@ -34,7 +34,7 @@ class SupernodeConfig:
     )
     # The port half of `listen`.
     listen_port: int = 8002
-    # Empty disables the check: allowed only on loopback, or with `insecure_open_cluster` (damselfly/exposure.py).
+    # Empty disables the check: allowed only on loopback, or with `insecure_open_cluster` (damselfly/cluster_secret.py).
     join_token: str = setting(
         "",
         Setting("file holding the cluster's secret (mode 0600): peers present it to join, and to each other's upload "
@@ -45,6 +45,13 @@ class SupernodeConfig:
         False,
         Setting("listen beyond loopback without a secret: anyone who reaches the supernode may join the cluster",
                 key="insecure_open_cluster", flag="--insecure-open-cluster", kind="enable"),
+    )
+    # Operators' access to the listings and to the quarantine (supernode/server.py); empty: none.
+    operator_token: str = setting(
+        "",
+        Setting("file holding the operators' token (mode 0600): lists hosts and swarms, clears quarantined hosts; "
+                "sent as `Authorization: Bearer TOKEN`", key="operator_token_file", flag="--operator-token-file",
+                kind="secret_file", env="DAMSELFLY_OPERATOR_TOKEN", metavar="FILE"),
     )
     # Where a peer's advertised address may be (supernode/addresses.py); empty: only where the supernode sees it.
     peer_networks: tuple[str, ...] = setting(

@@ -26,6 +26,8 @@ class PeerRecord:
     url: str
     labels: dict[str, str]
     last_seen: float
+    # The sha256 of the credential issued at register (supernode/identity.py); empty: none was issued.
+    credential_hash: bytes = b""
 
 
 @dataclass(slots=True)
@@ -95,8 +97,10 @@ class Scheduler:
 
     # --- hosts -------------------------------------------------------------------------------------
 
-    def register(self, peer_id: str, url: str, labels: dict[str, str], now: float) -> PeerRecord:
-        record = PeerRecord(peer_id, url, dict(labels), now)
+    def register(
+        self, peer_id: str, url: str, labels: dict[str, str], now: float, credential_hash: bytes = b""
+    ) -> PeerRecord:
+        record = PeerRecord(peer_id, url, dict(labels), now, credential_hash)
         self.peers[peer_id] = record
         return record
 

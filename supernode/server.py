@@ -37,11 +37,17 @@ from .api import (
 )
 from .asgi import NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SchedulerConfig, SupernodeConfig
+from .identity import CREDENTIAL_HEADER, PEER_HEADER, IdentityRefused, credential_hash, is_bound, new_credential
 from .notifier import SwarmNotifier
 from .routes import ApiRoute
 from .scheduler import Scheduler, UnknownSwarm
 
 TOKEN = TOKEN_HEADER.lower().encode()
+CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
+PEER = PEER_HEADER.lower().encode()
+AUTHORIZATION = b"authorization"
+# What the operators' token opens (with or without the cluster's secret).
+OPERATOR_ROUTES = frozenset({routes.LIST_PEERS, routes.LIST_SWARMS})
 
 
 def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
@@ -60,7 +66,9 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         """Join-token check and translation of domain errors into HTTP answers."""
 
         async def wrapped(call: Call) -> Answer:
-            if token and not hmac.compare_digest(call.header(TOKEN).encode(), token):
+            # Operators hold their own token, not the cluster's: it opens the operators' routes alone.
+            operating = route in OPERATOR_ROUTES and is_operator(call)
+            if token and not operating and not hmac.compare_digest(call.header(TOKEN).encode(), token):
                 return error_answer(401, "a valid join token is required")
             try:
                 return await handler(call)
@@ -70,6 +78,8 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 return error_answer(400, str(exc))
             except UnknownPeer:
                 return error_answer(410, "unknown peer: register again")
+            except IdentityRefused as exc:
+                return error_answer(403, str(exc))
             except UnknownSwarm:
                 return error_answer(404, "unknown swarm: join first")
             except ClientDisconnect:
@@ -81,14 +91,47 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     def digest_of(call: Call) -> str:
         return str(Digest.parse(call.param))
 
+    def authenticated(call: Call, peer_id: str) -> str:
+        """`peer_id` if the call carries the credential issued to it; an unknown peer must register (410)."""
+        record = scheduler.peers.get(peer_id)
+        if record is None:
+            raise UnknownPeer(peer_id)
+        presented = call.header(CREDENTIAL)
+        if not presented or not hmac.compare_digest(credential_hash(presented), record.credential_hash):
+            raise IdentityRefused(f"the call lacks the credential issued to peer {peer_id[:80]!r}: register again")
+        return peer_id
+
+    operator = credential_hash(config.operator_token) if config.operator_token else b""
+
+    def is_operator(call: Call) -> bool:
+        scheme, _, presented = call.header(AUTHORIZATION).partition(" ")
+        return bool(operator) and scheme.lower() == "bearer" and hmac.compare_digest(
+            credential_hash(presented.strip()), operator
+        )
+
+    def any_member(call: Call) -> None:
+        """The listings show every host's address and every swarm: only to an operator (the operators' token) or
+        a registered host (its id and credential in the headers)."""
+        if is_operator(call):
+            return
+        try:
+            authenticated(call, call.header(PEER) or "-")
+        except UnknownPeer:
+            raise IdentityRefused("the listings answer registered hosts only (their id and credential)") from None
+
     async def register(call: Call) -> Answer:
         req = RegisterRequest.parse(await call.json())
+        if not is_bound(req.peer_id, req.peer_secret):
+            raise IdentityRefused("the peer id does not commit to the secret shown (supernode/identity.py)")
         client = call.scope.get("client")
         # Peers are sent to dial this URL: it is built from a checked address and port only (supernode/addresses.py).
         address = addresses.address_for(req.advertise_host, client[0] if client else "127.0.0.1")
         url = peer_url(address, req.upload_port)
-        scheduler.register(req.peer_id, url, req.labels, time.monotonic())
-        return json_answer(RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval).to_json())
+        # A new credential at each register: one a restarted host lost, or an old one someone saw, stops working.
+        credential = new_credential()
+        scheduler.register(req.peer_id, url, req.labels, time.monotonic(), credential_hash(credential))
+        answer = RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval, credential)
+        return json_answer(answer.to_json())
 
     def wake_waiters() -> None:
         """Wake the long-polls that what the scheduler just did concerns."""
@@ -99,18 +142,20 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 notifier.notify_members(digest, members)
 
     async def heartbeat(call: Call) -> Answer:
-        scheduler.heartbeat(call.param, time.monotonic())
+        scheduler.heartbeat(authenticated(call, call.param), time.monotonic())
         return NO_CONTENT
 
     async def leave(call: Call) -> Answer:
-        scheduler.remove_peer(call.param)
+        if call.param in scheduler.peers:
+            scheduler.remove_peer(authenticated(call, call.param))
         wake_waiters()
         return NO_CONTENT
 
     async def join(call: Call) -> Answer:
         digest = digest_of(call)
         req = JoinRequest.parse(await call.json())
-        view = scheduler.join(digest, req.peer_id, req.size, hex_to_mask(req.pieces), time.monotonic())
+        peer_id = authenticated(call, req.peer_id)
+        view = scheduler.join(digest, peer_id, req.size, hex_to_mask(req.pieces), time.monotonic())
         wake_waiters()
         return json_answer(view.to_json())
 
@@ -119,7 +164,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         req = ReportRequest.parse(await call.json())
         scheduler.report(
             digest,
-            req.peer_id,
+            authenticated(call, req.peer_id),
             pieces=hex_to_mask(req.pieces),
             piece_digests=req.piece_digests,
             done=req.done,
@@ -138,7 +183,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     async def view(call: Call) -> Answer:
         digest = digest_of(call)
         query = ViewQuery.parse(call.query())
-        peer_id, since, digests_from = query.peer_id, query.since, query.digests_from
+        peer_id, since, digests_from = authenticated(call, query.peer_id), query.since, query.digests_from
         deadline = time.monotonic() + min(max(query.wait, 0.0), config.view_wait)
         # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
         while not scheduler.news_for(digest, peer_id, since, digests_from):
@@ -148,6 +193,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         return json_answer(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 
     async def list_swarms(call: Call) -> Answer:
+        any_member(call)
         swarms = [
             SwarmSummary(s.digest, s.layout.blob_size, s.layout.count, len(s.members), s.completed_members, s.feeder)
             for s in scheduler.swarms.values()
@@ -155,6 +201,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         return json_answer(SwarmList(swarms).to_json())
 
     async def list_peers(call: Call) -> Answer:
+        any_member(call)
         peers = [PeerSummary(p.peer_id, p.url, p.labels) for p in scheduler.peers.values()]
         return json_answer(PeerList(peers).to_json())
 

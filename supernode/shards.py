@@ -46,8 +46,9 @@ class SupernodeShards:
     # --- the peer, with every process ----------------------------------------------------------------
 
     async def register(self, request: RegisterRequest) -> RegisterResponse:
-        """Registered where possible; fails only if no process took it (a refused join token fails at once).
-        A process that was down learns of the peer when its heartbeat there is answered 'unknown'."""
+        """Registered where possible; fails only if no process took it (a refused join token or identity fails
+        at once). A process that was down learns of the peer when its heartbeat there is answered 'unknown'. Each
+        process issues its own credential, which its client keeps (supernode/identity.py)."""
         answers = await self._everywhere(lambda client: client.register(request))
         return answers[0]
 
