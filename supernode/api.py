@@ -62,6 +62,13 @@ def _int(body: dict[str, Any], key: str, *, minimum: int = 0, optional: bool = F
     return value
 
 
+def _peer_ids(body: dict[str, Any], key: str) -> list[str]:
+    ids = body.get(key) or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest(f"{key!r} must be a list of peer ids")
+    return ids[:64]
+
+
 def mask_to_hex(mask: int) -> str:
     return format(mask, "x")
 
@@ -179,6 +186,8 @@ class SwarmView:
     version: int
     feeder_alive: bool
     digests_from: int = 0
+    # Moves when the swarm is reset after a bad source (supernode/scheduler.py): earlier pieces are void.
+    epoch: int = 0
 
     def to_json(self) -> dict[str, Any]:
         # By hand, not `asdict`: a view is the supernode's most frequent answer, and asdict's recursive deep copy
@@ -193,6 +202,7 @@ class SwarmView:
             "version": self.version,
             "feeder_alive": self.feeder_alive,
             "digests_from": self.digests_from,
+            "epoch": self.epoch,
         }
 
     @classmethod
@@ -207,12 +217,15 @@ class SwarmView:
             version=int(body["version"]),
             feeder_alive=bool(body["feeder_alive"]),
             digests_from=int(body.get("digests_from", 0)),
+            epoch=int(body.get("epoch", 0)),
         )
 
 
 @dataclass(slots=True)
 class ReportRequest:
-    """A member's news: pieces it now holds, digests it computed (feeder only), done, failed, bad parents."""
+    """A member's news: pieces it now holds, digests it computed (feeder only), done, failed, parents that failed
+    (unreachable: `bad_parents`; a piece that failed its digest: `corrupt_parents`), and `bad_source`: the pieces,
+    each verified against the swarm's digests, did not assemble into the blob."""
 
     peer_id: str
     pieces: str = ""
@@ -220,6 +233,8 @@ class ReportRequest:
     done: bool = False
     failed: bool = False
     bad_parents: list[str] = field(default_factory=list)
+    corrupt_parents: list[str] = field(default_factory=list)
+    bad_source: bool = False
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ReportRequest:
@@ -235,9 +250,8 @@ class ReportRequest:
             if index < 0 or not isinstance(value, str) or len(value) != 64:
                 raise BadRequest("piece digest must be 64 hex characters")
             digests[index] = value
-        bad = body.get("bad_parents") or []
-        if not isinstance(bad, list) or not all(isinstance(b, str) for b in bad):
-            raise BadRequest("'bad_parents' must be a list of peer ids")
+        bad = _peer_ids(body, "bad_parents")
+        corrupt = _peer_ids(body, "corrupt_parents")
         pieces = body.get("pieces", "")
         hex_to_mask(pieces)
         return cls(
@@ -246,7 +260,9 @@ class ReportRequest:
             piece_digests=digests,
             done=bool(body.get("done", False)),
             failed=bool(body.get("failed", False)),
-            bad_parents=bad[:64],
+            bad_parents=bad,
+            corrupt_parents=corrupt,
+            bad_source=body.get("bad_source") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -346,6 +362,28 @@ class SwarmList:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> SwarmList:
         return cls(swarms=[SwarmSummary(**s) for s in body["swarms"]])
+
+
+@dataclass(slots=True)
+class SuspectSummary:
+    peer_id: str
+    quarantined: bool
+    # Each strike: the blob's digest, what was found, which member found it, seconds ago.
+    strikes: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class SuspectList:
+    """Hosts found sending bad bytes, and whether they are quarantined (`GET /api/v1/suspects`), for operators."""
+
+    suspects: list[SuspectSummary]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> SuspectList:
+        return cls(suspects=[SuspectSummary(**s) for s in body["suspects"]])
 
 
 @dataclass(slots=True)

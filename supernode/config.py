@@ -23,6 +23,8 @@ class SchedulerConfig:
     heartbeat_interval: float = 2.0
     # Swarms nobody has touched for this long are forgotten.
     swarm_ttl: float = 3600.0
+    # A host found sending bad bytes in this many different swarms is quarantined (supernode/suspects.py).
+    quarantine_after: int = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from .api import (
     RegisterResponse,
     ReportRequest,
     ReportResponse,
+    SuspectList,
     SwarmList,
     SwarmView,
     ViewQuery,
@@ -75,5 +76,12 @@ JOIN = ApiRoute("join", "POST", f"{API_PREFIX}/swarms/{{digest}}/join", JoinRequ
 REPORT = ApiRoute("report", "POST", f"{API_PREFIX}/swarms/{{digest}}/report", ReportRequest, ReportResponse)
 VIEW = ApiRoute("view", "GET", f"{API_PREFIX}/swarms/{{digest}}/view", ViewQuery, SwarmView)
 
+# Operators: hosts found sending bad bytes, and clearing one from quarantine (supernode/suspects.py).
+LIST_SUSPECTS = ApiRoute("list_suspects", "GET", f"{API_PREFIX}/suspects", response=SuspectList)
+CLEAR_SUSPECT = ApiRoute("clear_suspect", "DELETE", f"{API_PREFIX}/suspects/{{peer_id}}")
+
 # In the order Starlette tries them.
-ROUTES = (HEALTHZ, METRICS, REGISTER, LIST_PEERS, HEARTBEAT, LEAVE, LIST_SWARMS, JOIN, REPORT, VIEW)
+ROUTES = (
+    HEALTHZ, METRICS, REGISTER, LIST_PEERS, HEARTBEAT, LEAVE, LIST_SWARMS, JOIN, REPORT, VIEW, LIST_SUSPECTS,
+    CLEAR_SUSPECT,
+)

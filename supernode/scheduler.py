@@ -8,14 +8,18 @@ parent links never form a cycle and every wait for a piece ends at the feeder.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
 
 from .api import ROLE_CHILD, ROLE_FEEDER, ParentInfo, SwarmView, UnknownPeer, mask_to_hex
 from .config import SchedulerConfig
+from .suspects import Suspects
+
+log = logging.getLogger(__name__)
 
 LOCALITY_LABELS = ("zone", "rack")
 
@@ -75,6 +79,11 @@ class Swarm:
     roster: list[str] = field(default_factory=list)
     roster_index: dict[str, int] = field(default_factory=dict)
     completed_members: int = 0
+    # Moves when the swarm is reset (`Scheduler.reset`): every piece verified against the digests of an earlier
+    # epoch is void, and members that see a new epoch in their view start over.
+    epoch: int = 0
+    # The members whose reports set the published piece digests (the feeders so far, in this epoch).
+    digest_sources: set[str] = field(default_factory=set)
 
     @property
     def complete_mask(self) -> int:
@@ -94,6 +103,9 @@ class Scheduler:
         self.decisions = 0
         # Long-polls to wake since `take_wakes` was last asked: by swarm, the members concerned (None: all).
         self._wakes: dict[str, set[str] | None] = {}
+        self.suspects = Suspects(self.config.quarantine_after)
+        # Swarms reset because their source was found bad: for the metric.
+        self.resets = 0
 
     # --- hosts -------------------------------------------------------------------------------------
 
@@ -161,6 +173,8 @@ class Scheduler:
         failed: bool,
         bad_parents: list[str],
         now: float,
+        corrupt_parents: Sequence[str] = (),
+        bad_source: bool = False,
     ) -> None:
         self._peer(peer_id, now)
         swarm = self._swarm(digest)
@@ -173,6 +187,7 @@ class Scheduler:
             for index, piece_digest in piece_digests.items():
                 if 0 <= index < swarm.layout.count and not swarm.piece_digests[index]:
                     swarm.piece_digests[index] = piece_digest
+                    swarm.digest_sources.add(peer_id)
             known = swarm.known_prefix
             while swarm.known_prefix < swarm.layout.count and swarm.piece_digests[swarm.known_prefix]:
                 swarm.known_prefix += 1
@@ -182,12 +197,57 @@ class Scheduler:
         member.pieces |= pieces & swarm.complete_mask
         if done and member.pieces == swarm.complete_mask:
             self._mark_done(swarm, member)
-        for bad in bad_parents:
+        for bad in [*bad_parents, *corrupt_parents]:
             if bad in swarm.members and bad != peer_id:
                 swarm.blocked.add(bad)
                 self._leave(swarm, bad)
+        for bad in corrupt_parents:
+            if bad != peer_id:
+                self._strike(bad, digest, "served a piece that failed its digest", peer_id, now)
+        if bad_source:
+            self.reset(swarm, peer_id, now)
         if failed:
             self._leave(swarm, peer_id)
+
+    def reset(self, swarm: Swarm, reporter: str, now: float) -> None:
+        """The published piece digests did not assemble into the blob (`reporter` found it): whoever set them is
+        blocked from the swarm and struck, the digests are withdrawn, and every member's pieces are void. The
+        members see a new epoch in their next view and start over; the first to ask is the new feeder and goes to
+        the upstream, whose bytes are checked against the blob's own digest.
+
+        A member that set digests itself cannot accuse them (the upstream it fetched from sent what it sent).
+        """
+        sources = swarm.digest_sources - {reporter}
+        if not sources or reporter in swarm.digest_sources:
+            return
+        self.resets += 1
+        for source in sorted(sources):
+            log.warning(
+                "swarm %s reset: host %s published piece digests that do not assemble into the blob (found by %s);"
+                " it is blocked from this swarm", swarm.digest, source, reporter,
+            )
+            swarm.blocked.add(source)
+            self._leave(swarm, source)
+            self._strike(source, swarm.digest, "published piece digests that did not assemble", reporter, now)
+        swarm.epoch += 1
+        swarm.digest_sources = set()
+        swarm.piece_digests = [""] * swarm.layout.count
+        swarm.known_prefix = 0
+        swarm.feeder = None
+        swarm.completed_members = 0
+        for member in swarm.members.values():
+            member.pieces = 0
+            member.done = False
+            self._set_parents(swarm, member, [])
+        swarm.membership += 1
+        self._touch_everyone(swarm)
+
+    def _strike(self, peer_id: str, digest: str, reason: str, reporter: str, now: float) -> None:
+        if self.suspects.strike(peer_id, digest, reason, reporter, now):
+            log.warning(
+                "host %s quarantined: bad bytes in %d swarms (last: %s, %s); it is chosen as no parent or feeder "
+                "until an operator clears it", peer_id, self.suspects.quarantine_after, digest, reason,
+            )
 
     def waiting(self, digest: str, peer_id: str) -> int:
         """How many members other than `peer_id` still need pieces: a feeder nobody waits for reports seldom."""
@@ -247,6 +307,7 @@ class Scheduler:
             version=max(member.version, swarm.everyone),
             feeder_alive=swarm.feeder is not None,
             digests_from=max(digests_from, 0),
+            epoch=swarm.epoch,
         )
 
     # --- internals ---------------------------------------------------------------------------------
@@ -267,6 +328,8 @@ class Scheduler:
     def _ensure_feeder(self, swarm: Swarm, asking: str) -> None:
         """Exactly one member goes to the upstream while nobody has the whole blob."""
         if swarm.feeder is not None or swarm.completed_members or asking in swarm.blocked:
+            return
+        if asking in self.suspects.quarantined:
             return
         swarm.feeder = asking
         member = swarm.members[asking]
@@ -407,6 +470,8 @@ class Scheduler:
     def _eligible(self, swarm: Swarm, child: Member, parent_id: str) -> bool:
         parent = swarm.members.get(parent_id)
         if parent is None or parent_id == child.peer_id or parent_id in swarm.blocked:
+            return False
+        if parent_id in self.suspects.quarantined:
             return False
         if parent_id not in self.peers:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -29,6 +30,8 @@ from .api import (
     RegisterResponse,
     ReportRequest,
     ReportResponse,
+    SuspectList,
+    SuspectSummary,
     SwarmList,
     SwarmSummary,
     UnknownPeer,
@@ -42,12 +45,13 @@ from .notifier import SwarmNotifier
 from .routes import ApiRoute
 from .scheduler import Scheduler, UnknownSwarm
 
+log = logging.getLogger(__name__)
 TOKEN = TOKEN_HEADER.lower().encode()
 CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 PEER = PEER_HEADER.lower().encode()
 AUTHORIZATION = b"authorization"
 # What the operators' token opens (with or without the cluster's secret).
-OPERATOR_ROUTES = frozenset({routes.LIST_PEERS, routes.LIST_SWARMS})
+OPERATOR_ROUTES = frozenset({routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT})
 
 
 def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
@@ -57,6 +61,11 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
     swarms_gauge = Gauge("damselfly_supernode_swarms", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
+    resets_gauge = Gauge(
+        "damselfly_supernode_swarm_resets", "Swarms reset since start: their source's digests were bad",
+        registry=metrics,
+    )
+    quarantined_gauge = Gauge("damselfly_supernode_quarantined_hosts", "Hosts in quarantine", registry=metrics)
     token = config.join_token.encode()
     addresses = AddressPolicy(config.peer_networks)
     # The operator let it run without a secret beyond loopback (damselfly/cluster_secret.py): probes are told too.
@@ -171,6 +180,8 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             failed=req.failed,
             bad_parents=req.bad_parents,
             now=time.monotonic(),
+            corrupt_parents=req.corrupt_parents,
+            bad_source=req.bad_source,
         )
         wake_waiters()
         swarm = scheduler.swarms.get(digest)
@@ -205,12 +216,38 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         peers = [PeerSummary(p.peer_id, p.url, p.labels) for p in scheduler.peers.values()]
         return json_answer(PeerList(peers).to_json())
 
+    async def list_suspects(call: Call) -> Answer:
+        any_member(call)
+        now = time.monotonic()
+        suspects = [
+            SuspectSummary(
+                suspect.peer_id,
+                suspect.peer_id in scheduler.suspects.quarantined,
+                [
+                    {"digest": k.digest, "reason": k.reason, "reporter": k.reporter, "seconds_ago": round(now - k.at)}
+                    for k in suspect.strikes
+                ],
+            )
+            for suspect in scheduler.suspects.hosts.values()
+        ]
+        return json_answer(SuspectList(suspects).to_json())
+
+    async def clear_suspect(call: Call) -> Answer:
+        if not is_operator(call):
+            raise IdentityRefused("clearing a host from quarantine takes the operators' token")
+        if not scheduler.suspects.clear(call.param):
+            return error_answer(404, "no such suspect")
+        log.warning("host %s cleared from quarantine by an operator", call.param)
+        return NO_CONTENT
+
     async def healthz(call: Call) -> Answer:
         return json_answer(health.to_json())
 
     async def metrics_endpoint(call: Call) -> Answer:
         peers_gauge.set(len(scheduler.peers))
         swarms_gauge.set(len(scheduler.swarms))
+        resets_gauge.set(scheduler.resets)
+        quarantined_gauge.set(len(scheduler.suspects.quarantined))
         return Answer(200, generate_latest(metrics), b"text/plain; version=0.0.4; charset=utf-8")
 
     async def expiry_loop() -> None:
@@ -243,6 +280,8 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         routes.JOIN: join,
         routes.REPORT: report,
         routes.VIEW: view,
+        routes.LIST_SUSPECTS: list_suspects,
+        routes.CLEAR_SUSPECT: clear_suspect,
     }
     endpoints.update((route, guarded(route, handler)) for route, handler in handlers.items())
     app = Starlette(
