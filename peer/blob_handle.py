@@ -62,6 +62,10 @@ class LiveBlob:
         """Until the byte at `position` can be read; raises DownloadFailed if the download failed first."""
         await self.download.wait_readable(position)
 
+    async def verified(self) -> None:
+        """Until the whole blob has passed its digest; raises DownloadFailed if it did not."""
+        await self.download.verified()
+
     async def read_range(self, start: int, end: int) -> AsyncIterator[bytes]:
         async for chunk in self.download.read_range(start, end):
             self._stats.bytes_served_local += len(chunk)

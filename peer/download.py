@@ -26,7 +26,7 @@ from supernode.client import SupernodeUnavailable
 from upstream.raw_http import RawHttpClient
 
 from .config import PeerConfig
-from .failures import DownloadFailed, SwarmStalled
+from .failures import BlobMismatch, DownloadFailed, SwarmDigestsWrong, SwarmReset, SwarmStalled
 from .landing import PieceLanding
 from .live_tail import LiveTail
 from .partial import PartialBlob
@@ -42,6 +42,10 @@ __all__ = ["BlobDownload", "DownloadFailed", "SwarmLink"]
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
+# What a reader cut off at a fresh start is told: the bytes it was sent came from a source found lying.
+VOID_BYTES = "the swarm's source sent bad pieces; the blob is being fetched again: retry the request"
+# Fresh starts after the swarm's digests were found wrong: once more through the swarm, then the upstream alone.
+START_OVERS = 2
 
 
 class BlobDownload:
@@ -78,6 +82,8 @@ class BlobDownload:
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._changed = asyncio.Event()
+        # Moves at each fresh start (`_start_over`): a reader that was sent bytes of an earlier one is cut off.
+        self._generation = 0
         self._live = LiveTail()
         self._landing = PieceLanding(digest, partial, store=store, stats=stats, live=self._live, notify=self._notify)
         self._fill = UpstreamFill(
@@ -122,10 +128,15 @@ class BlobDownload:
     async def read_range(self, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) as their pieces are verified; the blob's end waits for the whole."""
         last_piece = self.layout.count - 1
+        generation = self._generation
         fd = await self._open_for_reading()
         try:
             position = start
             while position <= end:
+                if generation != self._generation:
+                    if position > start:
+                        raise DownloadFailed(VOID_BYTES)
+                    generation = self._generation  # nothing was sent yet: the fresh start serves this reader
                 index = self.layout.index_of(position)
                 if index != last_piece and not self.partial.has(index):
                     early = self._live.peek(position, end, READ_CHUNK)
@@ -137,7 +148,9 @@ class BlobDownload:
                     continue
                 await self.wait_piece(index)
                 if index == last_piece:
-                    await asyncio.shield(self.result)
+                    await self._wait_landed(generation, position > start)
+                elif generation != self._generation:
+                    continue  # the piece came in a fresh start: looked at again from the top
                 piece_end = min(self.layout.offset(index) + self.layout.length(index) - 1, end)
                 while position <= piece_end:
                     length = min(READ_CHUNK, piece_end - position + 1)
@@ -148,6 +161,19 @@ class BlobDownload:
                     yield chunk
         finally:
             os.close(fd)
+
+    async def _wait_landed(self, generation: int, sent: bool) -> None:
+        """Until the blob has passed its digest and landed; a reader that was sent bytes of a start found wrong
+        is cut off rather than given the right end to the wrong beginning."""
+        while not self.result.done():
+            if generation != self._generation and sent:
+                raise DownloadFailed(VOID_BYTES)
+            await self._changed.wait()
+        self.result.result()
+
+    async def verified(self) -> None:
+        """Until the whole blob has passed its digest; raises DownloadFailed if it did not."""
+        await asyncio.shield(self.result)
 
     async def wait_readable(self, position: int) -> None:
         """Until the byte at `position` can be read (stored, or arriving from the upstream); raises on failure."""
@@ -180,18 +206,8 @@ class BlobDownload:
 
     async def run(self, source: RangeSource) -> None:
         """Fetch the blob, verify it and land it; the outcome goes to `result`. Never raises but on cancel."""
-        swarm: SwarmFetch | None = None
         try:
-            if self.swarm is not None and not self.partial.complete:
-                swarm = self._swarm_fetch(self.swarm)
-                try:
-                    await swarm.run(source)
-                except (SupernodeUnavailable, SwarmStalled) as exc:
-                    log.warning("swarm for %s gave up (%s); the upstream serves the rest", self.digest, exc)
-                    self.stats.fallbacks += 1
-            if not self.partial.complete:
-                await self._fill.run(source)
-            self.result.set_result(await self._landing.land())
+            self.result.set_result(await self._fetch_and_land(source))
         except asyncio.CancelledError:
             # The daemon is stopping: keep the verified pieces for the next run instead of throwing them away.
             with contextlib.suppress(OSError):
@@ -204,10 +220,59 @@ class BlobDownload:
             log.warning("download of %s failed: %s", self.digest, exc)
             self._fail(exc if isinstance(exc, DownloadFailed) else DownloadFailed(str(exc)))
         finally:
-            if swarm is not None and swarm.reporter is not None:
-                ok = self.result.done() and not self.result.cancelled() and self.result.exception() is None
-                await swarm.reporter.finish(done=ok)
             self._notify()
+
+    async def _fetch_and_land(self, source: RangeSource) -> Path:
+        """The swarm first (if any), the upstream for the rest, then the whole-blob check.
+
+        When the swarm's digests turn out wrong (the blob fails its digest with pieces from peers in it, an
+        upstream piece differs from its published digest, or the supernode reset the swarm because another member
+        found that), every piece is void: this host accuses the source, starts over in the swarm's new epoch, and
+        the second time from the upstream alone, checked against the blob's digest only.
+        """
+        use_swarm = self.swarm is not None
+        for attempt in range(START_OVERS + 1):
+            swarm: SwarmFetch | None = None
+            landed = False
+            try:
+                if use_swarm and self.swarm is not None and not self.partial.complete:
+                    swarm = self._swarm_fetch(self.swarm)
+                    try:
+                        await swarm.run(source)
+                    except (SupernodeUnavailable, SwarmStalled) as exc:
+                        log.warning("swarm for %s gave up (%s); the upstream serves the rest", self.digest, exc)
+                        self.stats.fallbacks += 1
+                if not self.partial.complete:
+                    await self._fill.run(source)
+                path = await self._landing.land()
+                landed = True
+                return path
+            except SwarmReset as exc:
+                log.warning("%s; this host starts over", exc)
+            except BlobMismatch as exc:
+                suspect = isinstance(exc, SwarmDigestsWrong) or self._landing.relied_on_swarm
+                if not suspect or attempt == START_OVERS:
+                    raise
+                log.warning(
+                    "%s with pieces checked against the swarm's digests: its source lied; this host starts over%s",
+                    exc, " from the upstream alone" if attempt else "",
+                )
+                if swarm is not None and swarm.reporter is not None:
+                    await swarm.reporter.accuse_source()
+                # Once more through the swarm (reset now, with a new source); after that the upstream alone.
+                use_swarm = use_swarm and attempt == 0
+            finally:
+                if swarm is not None and swarm.reporter is not None:
+                    await swarm.reporter.finish(done=landed)
+            await self._start_over()
+        raise DownloadFailed(f"{self.digest}: no right copy after {START_OVERS} fresh starts")
+
+    async def _start_over(self) -> None:
+        """Every piece is void: readers that were sent some are cut off, and the landing forgets them all."""
+        self._generation += 1
+        self.stats.swarm_restarts += 1
+        await self._landing.reset()
+        self._notify()
 
     def _swarm_fetch(self, link: SwarmLink) -> SwarmFetch:
         return SwarmFetch(

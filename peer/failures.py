@@ -11,8 +11,18 @@ class BlobMismatch(DownloadFailed):
     """The assembled blob, or an upstream piece, is not what the digests say: nothing of it lands."""
 
 
+class SwarmDigestsWrong(BlobMismatch):
+    """An upstream piece differs from the digest the swarm published for it: the swarm's digests are wrong (its
+    source lied), so the pieces verified against them are void (peer/download.py starts over)."""
+
+
 class UpstreamFailed(DownloadFailed):
     """The upstream refused the blob or kept breaking off, after every attempt allowed."""
+
+
+class SwarmReset(Exception):
+    """The supernode reset the swarm (a new epoch in the view): another member found its source bad, and every
+    piece verified against the old digests is void."""
 
 
 class SwarmStalled(Exception):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.digest import Digest, Hasher
 
-from .failures import BlobMismatch
+from .failures import BlobMismatch, SwarmDigestsWrong
 from .live_tail import LiveTail
 from .partial import PartialBlob
 from .reporter import SwarmReporter
@@ -52,6 +52,9 @@ class PieceLanding:
         self.feeder = False
         # The piece digests the swarm published, where known ("" otherwise): upstream bytes must match them too.
         self.published: Callable[[int], str] = lambda index: ""
+        # Whether a piece from a peer (verified against the swarm's digests only) is in: then a blob that fails
+        # its digest says the swarm's source lied, not the upstream.
+        self.relied_on_swarm = False
         self._hasher: Hasher = digest.hasher()
         self._hashed = 0  # pieces fed into the whole-blob hash, from the start
         self._hash_lock = asyncio.Lock()
@@ -75,7 +78,9 @@ class PieceLanding:
         piece_sha256 = verified_sha256 or digested
         published = self.published(index)
         if verified_sha256 is None and published and published != digested:
-            raise BlobMismatch(f"the upstream's piece {index} differs from what the swarm verified")
+            raise SwarmDigestsWrong(f"the upstream's piece {index} differs from the digest the swarm published")
+        if verified_sha256 is not None:
+            self.relied_on_swarm = True
         self.partial.mark(index, piece_sha256)
         self.live.stored(self.layout.offset(index))
         if verified_sha256 is None:
@@ -87,6 +92,18 @@ class PieceLanding:
         self.notify()
         await self._advance_hash()
         await self._maybe_save_state()
+
+    async def reset(self) -> None:
+        """Forget every piece and start the whole-blob hash again: the swarm's digests were found wrong."""
+        async with self._hash_lock:
+            self.partial.reset()
+            self.live.stop()
+            self._hasher = self.digest.hasher()
+            self._hashed = 0
+            self.relied_on_swarm = False
+            self.feeder = False
+            self.reporter = None
+            self.published = lambda index: ""
 
     async def land(self) -> Path:
         """Check the whole blob against its digest and move it into the store; raises BlobMismatch."""

@@ -73,6 +73,13 @@ class PartialBlob:
             os.close(self._fd)
             self._fd = -1
 
+    def reset(self) -> None:
+        """Forget every piece (they were verified against digests found wrong): nothing is read or served until
+        stored again. The state file goes too, so that a restart does not resume them."""
+        self.mask = 0
+        self.piece_digests = {}
+        self.state_path.unlink(missing_ok=True)
+
     def discard(self) -> None:
         self.close()
         for path in (self.data_path, self.state_path):

@@ -33,6 +33,7 @@ class SwarmReporter:
         self.mask = 0
         self._digests: dict[int, str] = {}
         self._bad: list[str] = []
+        self._corrupt: list[str] = []
         self._dirty = asyncio.Event()
         self._urgent = False
         # Whether other members still need pieces (the supernode says so in its answer to each report); until
@@ -54,6 +55,20 @@ class SwarmReporter:
         self._bad.append(peer_id)
         self._urgent = True
         self._dirty.set()
+
+    def corrupt_parent(self, peer_id: str) -> None:
+        """A parent sent a piece that failed its digest: it is struck at the supernode, not only dropped."""
+        self._corrupt.append(peer_id)
+        self._urgent = True
+        self._dirty.set()
+
+    async def accuse_source(self) -> None:
+        """The pieces, each verified against the swarm's digests, do not assemble into the blob: whoever
+        published those digests lied (or its disk did). Said at once; the supernode resets the swarm."""
+        with contextlib.suppress(SupernodeUnavailable):
+            await self.client.report(
+                self.digest, ReportRequest(peer_id=self.peer_id, pieces=mask_to_hex(self.mask), bad_source=True)
+            )
 
     async def finish(self, *, done: bool) -> None:
         """Stop batching and send the last word (done, or failed)."""
@@ -86,6 +101,7 @@ class SwarmReporter:
     async def _send(self, *, done: bool, failed: bool) -> None:
         digests, self._digests = self._digests, {}
         bad, self._bad = self._bad, []
+        corrupt, self._corrupt = self._corrupt, []
         request = ReportRequest(
             peer_id=self.peer_id,
             pieces=mask_to_hex(self.mask),
@@ -93,6 +109,7 @@ class SwarmReporter:
             done=done,
             failed=failed,
             bad_parents=bad,
+            corrupt_parents=corrupt,
         )
         try:
             waiting = await self.client.report(self.digest, request)
@@ -101,5 +118,6 @@ class SwarmReporter:
             # the last piece digests would be lost and children would wait for them until they stall.
             self._digests.update(digests)
             self._bad.extend(bad)
+            self._corrupt.extend(corrupt)
             raise
         self._audience = waiting is None or waiting > 0

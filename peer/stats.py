@@ -15,6 +15,8 @@ class PeerStats:
     corrupt_pieces: int = 0
     verify_failures: int = 0
     upstream_retries: int = 0
+    # Downloads started over because the swarm's digests were found wrong (peer/download.py).
+    swarm_restarts: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -24,7 +24,7 @@ from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient, RawHttpError
 
 from .config import PeerConfig
-from .failures import SwarmStalled
+from .failures import SwarmReset, SwarmStalled
 from .landing import PieceLanding
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
@@ -82,6 +82,8 @@ class SwarmFetch:
         self.picker = PiecePicker(self.layout.count, limits, time.monotonic(), have=partial.mask)
         landing.published = lambda index: self.picker.digests[index]
         self._unparseable: set[str] = set()
+        # The swarm's epoch when joined: a view with another one means the swarm was reset (SwarmReset).
+        self.epoch = 0
 
     async def run(self, source: RangeSource) -> None:
         """Until the blob is complete; raises SupernodeUnavailable or SwarmStalled when the swarm is given up."""
@@ -89,6 +91,7 @@ class SwarmFetch:
         view = await client.join(self.key, self._join_request())
         if view.piece_size != self.layout.piece_size or view.size != self.layout.blob_size:
             raise SupernodeUnavailable("the swarm's piece layout differs from ours")
+        self.epoch = view.epoch
         self.reporter = SwarmReporter(client, self.key, self.link.peer_id)
         self.reporter.mask = self.partial.mask
         self.reporter.start()
@@ -98,6 +101,8 @@ class SwarmFetch:
         unreachable = 0
         try:
             while not self.partial.complete:
+                if view.epoch != self.epoch:
+                    raise SwarmReset(f"the swarm of {self.digest} was reset: its source's digests were wrong")
                 self.picker.learn(view.digests_from, view.piece_digests)
                 if view.role == ROLE_FEEDER:
                     self.landing.feeder = True
@@ -134,6 +139,8 @@ class SwarmFetch:
                         with contextlib.suppress(SupernodeUnavailable):
                             view = await client.join(self.key, self._join_request())
                             unreachable = 0
+                            # A restarted supernode counts epochs afresh; what we hold is still checked whole.
+                            self.epoch = view.epoch
                 for fetch in [task for task in inflight if task in done]:
                     await self._outcome(fetch, inflight.pop(fetch))
         finally:
@@ -190,7 +197,8 @@ class SwarmFetch:
             log.warning("blocklisting %s for %s: %s", parent_id, self.digest, exc)
             self.stats.corrupt_pieces += 1
             self.picker.failed(pick.index, parent_id)
-            self._report_bad(parent_id)
+            if self.reporter is not None:
+                self.reporter.corrupt_parent(parent_id)
             return
         except PieceUnavailable:
             if self.picker.missed(pick.index, parent_id, time.monotonic()):

@@ -50,6 +50,10 @@ async def serve_blob(
         return StoredBlobResponse(blob, start, end, status_code=status, headers=headers)
     try:
         # Whatever can fail before the first byte becomes a proper OCI error instead of a cut-off 200.
+        if byte_range is not None:
+            # A client cannot check a range against the blob's digest, and a range that ends before the blob does
+            # is not held back by the last piece: it is served only once the whole blob has passed its digest.
+            await blob.verified()
         await blob.wait_readable(start)
     except DownloadFailed as exc:
         raise RegistryError(errors.UPSTREAM_FAILED, detail=str(exc)[:300]) from exc
