@@ -268,8 +268,11 @@ class BlobDownload:
         raise DownloadFailed(f"{self.digest}: no right copy after {START_OVERS} fresh starts")
 
     async def _start_over(self) -> None:
-        """Every piece is void: readers that were sent some are cut off, and the landing forgets them all."""
-        self._generation += 1
+        """Every piece is void and the landing forgets them all. Readers that may have been sent bytes of a
+        peer's piece are cut off; when every piece came from the upstream (it was the swarm's digests that were
+        wrong, not the bytes), readers go on."""
+        if self._landing.relied_on_swarm:
+            self._generation += 1
         self.stats.swarm_restarts += 1
         await self._landing.reset()
         self._notify()
