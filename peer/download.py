@@ -42,8 +42,8 @@ __all__ = ["BlobDownload", "DownloadFailed", "SwarmLink"]
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
-# What a reader cut off at a fresh start is told: the bytes it was sent came from a source found lying.
-VOID_BYTES = "the swarm's source sent bad pieces; the blob is being fetched again: retry the request"
+# What a reader cut off at a fresh start is told: the bytes it was sent came from a feeder found lying.
+VOID_BYTES = "the swarm's feeder sent bad pieces; the blob is being fetched again: retry the request"
 # Fresh starts after the swarm's digests were found wrong: once more through the swarm, then the upstream alone.
 START_OVERS = 2
 
@@ -227,7 +227,7 @@ class BlobDownload:
 
         When the swarm's digests turn out wrong (the blob fails its digest with pieces from peers in it, an
         upstream piece differs from its published digest, or the supernode reset the swarm because another member
-        found that), every piece is void: this host accuses the source, starts over in the swarm's new epoch, and
+        found that), every piece is void: this host accuses the feeder, starts over in the swarm's new epoch, and
         the second time from the upstream alone, checked against the blob's digest only.
         """
         use_swarm = self.swarm is not None
@@ -254,12 +254,12 @@ class BlobDownload:
                 if not suspect or attempt == START_OVERS:
                     raise
                 log.warning(
-                    "%s with pieces checked against the swarm's digests: its source lied; this host starts over%s",
+                    "%s with pieces checked against the swarm's digests: its feeder lied; this host starts over%s",
                     exc, " from the upstream alone" if attempt else "",
                 )
                 if swarm is not None and swarm.reporter is not None:
-                    await swarm.reporter.accuse_source()
-                # Once more through the swarm (reset now, with a new source); after that the upstream alone.
+                    await swarm.reporter.accuse_feeder()
+                # Once more through the swarm (reset now, with a new feeder); after that the upstream alone.
                 use_swarm = use_swarm and attempt == 0
             finally:
                 if swarm is not None and swarm.reporter is not None:

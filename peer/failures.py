@@ -21,7 +21,7 @@ class UpstreamFailed(DownloadFailed):
 
 
 class SwarmReset(Exception):
-    """The supernode reset the swarm (a new epoch in the view): another member found its source bad, and every
+    """The supernode reset the swarm (a new epoch in the view): another member found its feeder bad, and every
     piece verified against the old digests is void."""
 
 

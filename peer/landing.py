@@ -53,7 +53,7 @@ class PieceLanding:
         # The piece digests the swarm published, where known ("" otherwise): upstream bytes must match them too.
         self.published: Callable[[int], str] = lambda index: ""
         # Whether a piece from a peer (verified against the swarm's digests only) is in: then a blob that fails
-        # its digest says the swarm's source lied, not the upstream.
+        # its digest says the swarm's feeder lied, not the upstream.
         self.relied_on_swarm = False
         self._hasher: Hasher = digest.hasher()
         self._hashed = 0  # pieces fed into the whole-blob hash, from the start

@@ -62,12 +62,12 @@ class SwarmReporter:
         self._urgent = True
         self._dirty.set()
 
-    async def accuse_source(self) -> None:
+    async def accuse_feeder(self) -> None:
         """The pieces, each verified against the swarm's digests, do not assemble into the blob: whoever
         published those digests lied (or its disk did). Said at once; the supernode resets the swarm."""
         with contextlib.suppress(SupernodeUnavailable):
             await self.client.report(
-                self.digest, ReportRequest(peer_id=self.peer_id, pieces=mask_to_hex(self.mask), bad_source=True)
+                self.digest, ReportRequest(peer_id=self.peer_id, pieces=mask_to_hex(self.mask), bad_feeder=True)
             )
 
     async def finish(self, *, done: bool) -> None:

@@ -102,7 +102,7 @@ class SwarmFetch:
         try:
             while not self.partial.complete:
                 if view.epoch != self.epoch:
-                    raise SwarmReset(f"the swarm of {self.digest} was reset: its source's digests were wrong")
+                    raise SwarmReset(f"the swarm of {self.digest} was reset: its feeder's digests were wrong")
                 self.picker.learn(view.digests_from, view.piece_digests)
                 if view.role == ROLE_FEEDER:
                     self.landing.feeder = True

@@ -186,7 +186,7 @@ class SwarmView:
     version: int
     feeder_alive: bool
     digests_from: int = 0
-    # Moves when the swarm is reset after a bad source (supernode/scheduler.py): earlier pieces are void.
+    # Moves when the swarm is reset after a bad feeder (supernode/scheduler.py): earlier pieces are void.
     epoch: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -224,7 +224,7 @@ class SwarmView:
 @dataclass(slots=True)
 class ReportRequest:
     """A member's news: pieces it now holds, digests it computed (feeder only), done, failed, parents that failed
-    (unreachable: `bad_parents`; a piece that failed its digest: `corrupt_parents`), and `bad_source`: the pieces,
+    (unreachable: `bad_parents`; a piece that failed its digest: `corrupt_parents`), and `bad_feeder`: the pieces,
     each verified against the swarm's digests, did not assemble into the blob."""
 
     peer_id: str
@@ -234,7 +234,7 @@ class ReportRequest:
     failed: bool = False
     bad_parents: list[str] = field(default_factory=list)
     corrupt_parents: list[str] = field(default_factory=list)
-    bad_source: bool = False
+    bad_feeder: bool = False
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ReportRequest:
@@ -262,7 +262,7 @@ class ReportRequest:
             failed=bool(body.get("failed", False)),
             bad_parents=bad,
             corrupt_parents=corrupt,
-            bad_source=body.get("bad_source") is True,
+            bad_feeder=body.get("bad_feeder") is True,
         )
 
     def to_json(self) -> dict[str, Any]:

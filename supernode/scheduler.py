@@ -83,7 +83,7 @@ class Swarm:
     # epoch is void, and members that see a new epoch in their view start over.
     epoch: int = 0
     # The members whose reports set the published piece digests (the feeders so far, in this epoch).
-    digest_sources: set[str] = field(default_factory=set)
+    digest_feeders: set[str] = field(default_factory=set)
 
     @property
     def complete_mask(self) -> int:
@@ -104,7 +104,7 @@ class Scheduler:
         # Long-polls to wake since `take_wakes` was last asked: by swarm, the members concerned (None: all).
         self._wakes: dict[str, set[str] | None] = {}
         self.suspects = Suspects(self.config.quarantine_after)
-        # Swarms reset because their source was found bad: for the metric.
+        # Swarms reset because their feeder was found bad: for the metric.
         self.resets = 0
 
     # --- hosts -------------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Scheduler:
         bad_parents: list[str],
         now: float,
         corrupt_parents: Sequence[str] = (),
-        bad_source: bool = False,
+        bad_feeder: bool = False,
     ) -> None:
         self._peer(peer_id, now)
         swarm = self._swarm(digest)
@@ -187,7 +187,7 @@ class Scheduler:
             for index, piece_digest in piece_digests.items():
                 if 0 <= index < swarm.layout.count and not swarm.piece_digests[index]:
                     swarm.piece_digests[index] = piece_digest
-                    swarm.digest_sources.add(peer_id)
+                    swarm.digest_feeders.add(peer_id)
             known = swarm.known_prefix
             while swarm.known_prefix < swarm.layout.count and swarm.piece_digests[swarm.known_prefix]:
                 swarm.known_prefix += 1
@@ -204,7 +204,7 @@ class Scheduler:
         for bad in corrupt_parents:
             if bad != peer_id:
                 self._strike(bad, digest, "served a piece that failed its digest", peer_id, now)
-        if bad_source:
+        if bad_feeder:
             self.reset(swarm, peer_id, now)
         if failed:
             self._leave(swarm, peer_id)
@@ -217,20 +217,20 @@ class Scheduler:
 
         A member that set digests itself cannot accuse them (the upstream it fetched from sent what it sent).
         """
-        sources = swarm.digest_sources - {reporter}
-        if not sources or reporter in swarm.digest_sources:
+        feeders = swarm.digest_feeders - {reporter}
+        if not feeders or reporter in swarm.digest_feeders:
             return
         self.resets += 1
-        for source in sorted(sources):
+        for feeder in sorted(feeders):
             log.warning(
                 "swarm %s reset: host %s published piece digests that do not assemble into the blob (found by %s);"
-                " it is blocked from this swarm", swarm.digest, source, reporter,
+                " it is blocked from this swarm", swarm.digest, feeder, reporter,
             )
-            swarm.blocked.add(source)
-            self._leave(swarm, source)
-            self._strike(source, swarm.digest, "published piece digests that did not assemble", reporter, now)
+            swarm.blocked.add(feeder)
+            self._leave(swarm, feeder)
+            self._strike(feeder, swarm.digest, "published piece digests that did not assemble", reporter, now)
         swarm.epoch += 1
-        swarm.digest_sources = set()
+        swarm.digest_feeders = set()
         swarm.piece_digests = [""] * swarm.layout.count
         swarm.known_prefix = 0
         swarm.feeder = None

@@ -62,7 +62,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     swarms_gauge = Gauge("damselfly_supernode_swarms", "Swarms the supernode tracks", registry=metrics)
     expired = Counter("damselfly_supernode_peers_expired", "Peers expired for missed heartbeats", registry=metrics)
     resets_gauge = Gauge(
-        "damselfly_supernode_swarm_resets", "Swarms reset since start: their source's digests were bad",
+        "damselfly_supernode_swarm_resets", "Swarms reset since start: their feeder's digests were bad",
         registry=metrics,
     )
     quarantined_gauge = Gauge("damselfly_supernode_quarantined_hosts", "Hosts in quarantine", registry=metrics)
@@ -181,7 +181,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             bad_parents=req.bad_parents,
             now=time.monotonic(),
             corrupt_parents=req.corrupt_parents,
-            bad_source=req.bad_source,
+            bad_feeder=req.bad_feeder,
         )
         wake_waiters()
         swarm = scheduler.swarms.get(digest)

@@ -1,6 +1,6 @@
 """Hosts found sending bad bytes, and the quarantine of those found so in several swarms.
 
-A strike is one swarm (one blob) where a host was the source of piece digests that did not assemble into the
+A strike is one swarm (one blob) where a host was the feeder that published piece digests that did not assemble into the
 blob, or where it served a piece that failed its digest. A host struck in `quarantine_after` different swarms is
 quarantined: never chosen as a parent or a feeder, in any swarm, until an operator clears it (a broken disk or a
 rogue process is not something the host recovers from by itself). A host's id is bound to its secret

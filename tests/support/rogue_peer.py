@@ -2,16 +2,17 @@
 digests of garbage and serves that garbage (or answers "not here" to every piece request).
 
 It holds the cluster's secret (a rogue process on a member host, or a broken peer), and an identity of its own:
-it can lie about itself, not speak for others (supernode/identity.py). Used by tests/faults/test_rogue_source.py.
+it can lie about itself, not speak for others (supernode/identity.py). Used by tests/faults/test_rogue_feeder.py.
 
     with RoguePeer(supernode_url, join_token) as rogue:
-        rogue.claim(digest, size)          # joins first, becomes the source, publishes fake digests, says done
+        rogue.claim(digest, size)          # joins first, becomes the feeder, publishes fake digests, says done
         ...                                # honest hosts pull
         rogue.requests                     # piece requests it was sent
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
@@ -80,7 +81,7 @@ class RoguePeer(BackgroundHTTPServer):
         )
 
     def claim(self, digest: str, size: int, *, done: bool = True) -> httpx.Response:
-        """Join the swarm of `digest` (as its source if first) and publish the digests of garbage pieces."""
+        """Join the swarm of `digest` (as its feeder if first) and publish the digests of garbage pieces."""
         layout = PieceLayout(size, choose_piece_size(size))
         rng = random.Random(digest)
         pieces = [rng.randbytes(layout.length(i)) for i in range(layout.count)]
@@ -98,10 +99,9 @@ class RoguePeer(BackgroundHTTPServer):
 
     def _heartbeats(self) -> None:
         while not self._stop.wait(HEARTBEAT_EVERY):
-            try:
+            # The supernode may be restarting; the next beat tries again.
+            with contextlib.suppress(httpx.HTTPError):
                 self.call("POST", routes.HEARTBEAT.url(peer_id=self.peer_id))
-            except httpx.HTTPError:
-                pass  # the supernode may be restarting; the next beat tries again
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         rogue = self
@@ -109,7 +109,7 @@ class RoguePeer(BackgroundHTTPServer):
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            def do_GET(self) -> None:
                 found = PIECE_PATH.match(self.path)
                 with rogue._lock:
                     rogue.requests += 1
@@ -125,7 +125,7 @@ class RoguePeer(BackgroundHTTPServer):
                 self.end_headers()
                 self.wfile.write(pieces[index])
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler
