@@ -99,12 +99,24 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
     waiter.cancel()
 
 
+def _supernode_server(config: SupernodeConfig) -> uvicorn.Server:
+    return make_server(
+        create_supernode_app(config), tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca,
+        zerocopy=False,
+    )
+
+
+def _supernode_scheme(config: SupernodeConfig) -> str:
+    return "https" if config.tls_cert else "http"
+
+
 async def _run_supernode(config: SupernodeConfig) -> int:
     sock = bind(config.listen_host, config.listen_port)
-    server = make_server(create_supernode_app(config), zerocopy=False)
+    server = _supernode_server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_started(server)
-    print(f"damselfly supernode: listening on http://{config.listen_host}:{config.listen_port}", flush=True)
+    print(f"damselfly supernode: listening on {_supernode_scheme(config)}://{config.listen_host}:{config.listen_port}",
+          flush=True)
     await _run_until_signal([server], [task])
     return 0
 
@@ -116,11 +128,14 @@ async def _run_peer(
     tasks: list[asyncio.Task[None]] = []
     if supernode is not None:
         sn_sock = bind(supernode.listen_host, supernode.listen_port)
-        sn_server = make_server(create_supernode_app(supernode), zerocopy=False)
+        sn_server = _supernode_server(supernode)
         servers.append(sn_server)
         tasks.append(asyncio.create_task(sn_server.serve(sockets=[sn_sock])))
         await wait_started(sn_server)
-        print(f"damselfly supernode: listening on http://{supernode.listen_host}:{supernode.listen_port}", flush=True)
+        print(
+            f"damselfly supernode: listening on {_supernode_scheme(supernode)}://{supernode.listen_host}:"
+            f"{supernode.listen_port}", flush=True,
+        )
     proxy_sock = bind(proxy_config.listen_host, proxy_config.listen_port)
     peer = peer_factory(peer_config)
     try:

@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from .client_cert import ClientCertHttpToolsProtocol
 from .zerocopy import ZeroCopyHttpToolsProtocol
 
 
@@ -36,8 +39,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "", zerocopy: bool = True) -> uvicorn.Server:
-    """uvicorn for `app` on the running loop; `zerocopy` for apps that send files (the registry mirror)."""
+def make_server(
+    app: ASGIApp, *, tls_cert: str = "", tls_key: str = "", client_ca: str = "", zerocopy: bool = True
+) -> uvicorn.Server:
+    """uvicorn for `app` on the running loop; `zerocopy` for apps that send files (the registry mirror);
+    `client_ca`: mutual TLS, every client shows a certificate this CA signed, and the app is told whose."""
+    protocol: Any = ZeroCopyHttpToolsProtocol if zerocopy else "httptools"
+    if client_ca:
+        protocol = ClientCertHttpToolsProtocol
     config = uvicorn.Config(
         app,
         # Ignored when serving on a loop of our own (`serve(sockets=...)` in damselfly/cli.py), as we do.
@@ -45,13 +54,15 @@ def make_server(app: ASGIApp, *, tls_cert: str = "", tls_key: str = "", zerocopy
         # uvicorn's httptools protocol (it parses HTTP fast), plus `http.response.zerocopysend` where asked for, which
         # the registry mirror uses to send warm blobs with sendfile (damselfly/zerocopy.py). The supernode sends no
         # files: its per-request wrapper cost 7% of its CPU.
-        http=ZeroCopyHttpToolsProtocol if zerocopy else "httptools",
+        http=protocol,
         lifespan="on",
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
         ssl_certfile=tls_cert or None,
         ssl_keyfile=tls_key or None,
+        ssl_ca_certs=client_ca or None,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
     )
     server = uvicorn.Server(config)
     # Signals are handled by our own runner, which stops every server of the process together.

@@ -172,7 +172,12 @@ def command_flags(args: argparse.Namespace) -> CommandFlags:
 
 def supernode_config(args: argparse.Namespace, conf: dict[str, Any], sections: tuple[Section, ...]) -> SupernodeConfig:
     (sn,) = [s for s in sections if s.config is SupernodeConfig]
-    return SupernodeConfig(**read(sn, args, section(conf, "supernode")))
+    config = SupernodeConfig(**read(sn, args, section(conf, "supernode")))
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise SettingsError("--tls-cert and --tls-key go together")
+    if config.client_ca and not config.tls_cert:
+        raise SettingsError("--client-ca (mutual TLS) needs --tls-cert and --tls-key: the supernode serves https")
+    return config
 
 
 def peer_configs(

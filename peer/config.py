@@ -33,6 +33,20 @@ class PeerConfig:
                 key="supernode", flag="--supernode", kind="urls", metavar="URL[,URL...]",
                 shown_default="none: every blob comes from the upstream"),
     )
+    # An https supernode: the CA its certificate is checked against, and for mutual TLS this host's certificate,
+    # whose common name is then its peer id (supernode/identity.py).
+    supernode_ca: str = setting(
+        "", Setting("CA file (PEM) an https supernode's certificate is checked against, instead of the system's",
+                    key="supernode_ca", flag="--supernode-ca", metavar="FILE"),
+    )
+    tls_client_cert: str = setting(
+        "", Setting("this host's client certificate for a supernode under mutual TLS (PEM file); its common name is "
+                    "the host's peer id", key="tls_client_cert", flag="--tls-client-cert", metavar="FILE"),
+    )
+    tls_client_key: str = setting(
+        "", Setting("the client certificate's private key (PEM file)", key="tls_client_key", flag="--tls-client-key",
+                    metavar="FILE"),
+    )
     upload_host: str = setting(
         "0.0.0.0",
         Setting("the piece server other peers fetch from", key="upload_listen", flag="--upload-listen",

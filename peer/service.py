@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -59,7 +60,8 @@ class PeerService:
         self.heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        # The client of the supernode(s): with their CA and, under mutual TLS, this host's certificate.
+        self.http = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, verify=_supernode_tls(config))
         self.identity = load_identity(config.data_dir)
         self.peer_id = self.identity.peer_id
         self.downloads: dict[str, BlobDownload] = {}
@@ -126,6 +128,9 @@ class PeerService:
         while True:
             try:
                 response = await self.supernode.register(request)
+                # Under mutual TLS the supernode names us by our certificate (supernode/identity.py).
+                self.peer_id = response.peer_id
+                request.peer_id = response.peer_id
                 self.heartbeat_interval = _bounded_interval(response.heartbeat_interval)
                 log.info("registered with the supernode as %s, reachable at %s", self.peer_id, response.url)
                 return
@@ -265,3 +270,16 @@ def _bounded_interval(asked: float) -> float:
     if not asked > 0:  # also NaN
         return DEFAULT_HEARTBEAT_INTERVAL
     return min(max(asked, 0.1), 60.0)
+
+
+def _supernode_tls(config: PeerConfig) -> ssl.SSLContext | bool:
+    """How an https supernode is checked: its CA if given, else the system's; this host's certificate if given."""
+    if not (config.supernode_ca or config.tls_client_cert):
+        return True
+    try:
+        context = ssl.create_default_context(cafile=config.supernode_ca or None)
+        if config.tls_client_cert:
+            context.load_cert_chain(config.tls_client_cert, config.tls_client_key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"supernode TLS settings: {exc}") from exc
+    return context

@@ -55,6 +55,19 @@ class SupernodeConfig:
                 "sent as `Authorization: Bearer TOKEN`", key="operator_token_file", flag="--operator-token-file",
                 kind="secret_file", env="DAMSELFLY_OPERATOR_TOKEN", metavar="FILE"),
     )
+    # HTTPS, and with `client_ca` mutual TLS: a host's peer id is then its certificate's common name.
+    tls_cert: str = setting(
+        "", Setting("serve the supernode API over https with this certificate (PEM file)", key="tls_cert",
+                    flag="--tls-cert", metavar="FILE"),
+    )
+    tls_key: str = setting(
+        "", Setting("the certificate's private key (PEM file)", key="tls_key", flag="--tls-key", metavar="FILE"),
+    )
+    client_ca: str = setting(
+        "",
+        Setting("mutual TLS: every peer shows a client certificate this CA signed (PEM file), and its peer id is the "
+                "certificate's common name", key="client_ca", flag="--client-ca", metavar="FILE"),
+    )
     # Where a peer's advertised address may be (supernode/addresses.py); empty: only where the supernode sees it.
     peer_networks: tuple[str, ...] = setting(
         (),

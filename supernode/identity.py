@@ -8,6 +8,10 @@ supernode answers with a credential, random, of its own making and kept only as 
 about that peer (heartbeat, leave, join, report, view) must carry. So nobody can report for, take over or delete
 another host. A credential is per supernode process: several processes (supernode/shards.py) issue one each,
 and a restarted one issues new ones when the peers register again.
+
+Under mutual TLS (the supernode's `client_ca`) the certificate is the identity instead: a host's peer id is its
+certificate's common name, and every call about a peer must come over a connection that presented that peer's
+certificate (damselfly/client_cert.py puts its subject in the request's scope).
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "CREDENTIAL_HEADER",
     "PEER_HEADER",
     "IdentityRefused",
     "bound_peer_id",
+    "certificate_peer_id",
     "credential_hash",
     "is_bound",
     "new_credential",
@@ -31,6 +38,9 @@ __all__ = [
 CREDENTIAL_HEADER = "X-Damselfly-Peer-Credential"
 PEER_HEADER = "X-Damselfly-Peer"
 COMMITMENT_HEX = 24
+# Beside the ASGI TLS extension's `client_cert_name` (the whole subject), the common name alone, exactly as in the
+# certificate (damselfly/client_cert.py): no parsing of an escaped subject string.
+COMMON_NAME_KEY = "damselfly_common_name"
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -51,6 +61,12 @@ def bound_peer_id(name: str, secret: str) -> str:
 def is_bound(peer_id: str, secret: str) -> bool:
     name, sep, commitment = peer_id.rpartition("-")
     return bool(sep and name and secret) and hmac.compare_digest(commitment, _commitment(secret))
+
+
+def certificate_peer_id(scope: Mapping[str, Any]) -> str:
+    """The common name of the client certificate the request's connection presented; "" if none."""
+    tls = scope.get("extensions", {}).get("tls") or {}
+    return str(tls.get(COMMON_NAME_KEY, ""))
 
 
 def new_credential() -> str:

@@ -40,7 +40,15 @@ from .api import (
 )
 from .asgi import NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SchedulerConfig, SupernodeConfig
-from .identity import CREDENTIAL_HEADER, PEER_HEADER, IdentityRefused, credential_hash, is_bound, new_credential
+from .identity import (
+    CREDENTIAL_HEADER,
+    PEER_HEADER,
+    IdentityRefused,
+    certificate_peer_id,
+    credential_hash,
+    is_bound,
+    new_credential,
+)
 from .notifier import SwarmNotifier
 from .routes import ApiRoute
 from .scheduler import Scheduler, UnknownSwarm
@@ -105,12 +113,18 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         record = scheduler.peers.get(peer_id)
         if record is None:
             raise UnknownPeer(peer_id)
+        if mutual_tls:
+            if certificate_peer_id(call.scope) != peer_id:
+                raise IdentityRefused(f"the call about peer {peer_id[:80]!r} came with another host's certificate")
+            return peer_id
         presented = call.header(CREDENTIAL)
         if not presented or not hmac.compare_digest(credential_hash(presented), record.credential_hash):
             raise IdentityRefused(f"the call lacks the credential issued to peer {peer_id[:80]!r}: register again")
         return peer_id
 
     operator = credential_hash(config.operator_token) if config.operator_token else b""
+    # Under mutual TLS a host is the common name of its certificate (supernode/identity.py), checked on every call.
+    mutual_tls = bool(config.client_ca)
 
     def is_operator(call: Call) -> bool:
         scheme, _, presented = call.header(AUTHORIZATION).partition(" ")
@@ -121,7 +135,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     def any_member(call: Call) -> None:
         """The listings show every host's address and every swarm: only to an operator (the operators' token) or
         a registered host (its id and credential in the headers)."""
-        if is_operator(call):
+        if is_operator(call) or (mutual_tls and certificate_peer_id(call.scope)):
             return
         try:
             authenticated(call, call.header(PEER) or "-")
@@ -130,7 +144,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
 
     async def register(call: Call) -> Answer:
         req = RegisterRequest.parse(await call.json())
-        if not is_bound(req.peer_id, req.peer_secret):
+        if mutual_tls:
+            # The certificate is the identity: the host is who it proved to be, whatever id it asked for.
+            req.peer_id = certificate_peer_id(call.scope)
+            if not req.peer_id:
+                raise IdentityRefused("mutual TLS: the client certificate has no common name to be the peer id")
+        elif not is_bound(req.peer_id, req.peer_secret):
             raise IdentityRefused("the peer id does not commit to the secret shown (supernode/identity.py)")
         client = call.scope.get("client")
         # Peers are sent to dial this URL: it is built from a checked address and port only (supernode/addresses.py).

@@ -86,8 +86,9 @@ class TestCA:
         _write_key(key, directory / "ca.key")
         return ca
 
-    def issue(self, directory: Path, host: str = "127.0.0.1") -> IssuedCert:
-        """A server certificate for ``host`` (an IP address or a DNS name), signed by this CA."""
+    def issue(self, directory: Path, host: str = "127.0.0.1", *, client: bool = False) -> IssuedCert:
+        """A server certificate for ``host`` (an IP address or a DNS name), signed by this CA; ``client``: a client
+        certificate with ``host`` as its common name instead (files client.crt and client.key)."""
         directory.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         try:
@@ -105,13 +106,17 @@ class TestCA:
             .not_valid_after(now + _VALID)
             .add_extension(x509.SubjectAlternativeName([san]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
             .sign(self.key, hashes.SHA256())
         )
-        cert_path, key_path = directory / "server.crt", directory / "server.key"
+        name = "client" if client else "server"
+        cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, key_path)
         return IssuedCert(cert_path, key_path, cert, key)
