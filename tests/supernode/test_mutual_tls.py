@@ -68,17 +68,17 @@ def test_under_mutual_tls_a_host_is_its_certificate(tmp_path: Path, registry: Re
         _wait_https(supernode_url, ca, host_a, token)
         mirrors = []
         for name, cert in (("host-a", host_a), ("host-b", host_b)):
-            mirror = free_port()
+            mirror_port = free_port()
             peers.append(ManagedProcess(
                 [sys.executable, "-m", "damselfly", "peer", "--supernode", supernode_url,
                  "--supernode-ca", str(ca.cert_path), "--tls-client-cert", str(cert.cert_path),
-                 "--tls-client-key", str(cert.key_path), "--listen", f"127.0.0.1:{mirror}",
+                 "--tls-client-key", str(cert.key_path), "--listen", f"127.0.0.1:{mirror_port}",
                  "--upload-listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / name / "data"),
                  "--upstream", registry.url],
                 log_path=tmp_path / f"{name}.log", env=env, cwd=ROOT, name=name,
-                ready_url=f"http://127.0.0.1:{mirror}/healthz", ready_timeout=30.0,
+                ready_url=f"http://127.0.0.1:{mirror_port}/healthz", ready_timeout=30.0,
             ).start())
-            mirrors.append(f"http://127.0.0.1:{mirror}")
+            mirrors.append(f"http://127.0.0.1:{mirror_port}")
 
         data = random_blob(12 * MiB, seed=91)
         digest = push_blob(registry.url, REPO, data)
