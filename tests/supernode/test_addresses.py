@@ -4,6 +4,7 @@ supernode sees the peer unless it lies in `peer_networks`; the URL handed out is
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,23 +12,26 @@ import pytest
 from supernode.config import SupernodeConfig
 from supernode.server import create_app
 from tests.supernode.test_server import TOKEN, call
+from tests.support.identities import OPERATOR_TOKEN, operator_headers, peer_id, register_body
 
 # Where `call` says the request comes from.
 SEEN = "10.1.2.3"
 
 
-async def register(config: SupernodeConfig, advertise: Any, port: int = 65002) -> tuple[int, dict[str, Any]]:
-    app = create_app(config)
-    status, _, body = await call(
-        app, "POST", "/api/v1/peers", {"peer_id": "p0", "upload_port": port, "advertise_host": advertise}
-    )
+async def register(config: SupernodeConfig, advertise: Any, port: Any = 65002) -> tuple[int, dict[str, Any]]:
+    """Register p0 advertising `advertise`; the answer without the credential, which is checked to be there."""
+    # The listing is read as an operator: a refused host has no credential to read it with.
+    app = create_app(replace(config, operator_token=OPERATOR_TOKEN))
+    status, _, body = await call(app, "POST", "/api/v1/peers", register_body("p0", port, advertise_host=advertise))
     answer: dict[str, Any] = json.loads(body)
+    listing_status, _, listed = await call(app, "GET", "/api/v1/peers", headers=operator_headers())
+    assert listing_status == 200
     if status == 200:
+        credential = answer.pop("credential")
+        assert isinstance(credential, str) and credential
         # What other members would be handed is what register answered.
-        _, _, listed = await call(app, "GET", "/api/v1/peers")
         assert [p["url"] for p in json.loads(listed)["peers"]] == [answer["url"]]
     else:
-        _, _, listed = await call(app, "GET", "/api/v1/peers")
         assert json.loads(listed)["peers"] == []  # nobody is sent to a refused address
     return status, answer
 
@@ -73,7 +77,7 @@ async def test_an_address_outside_the_peer_networks_is_refused() -> None:
 
 async def test_the_seen_address_and_addresses_in_the_peer_networks_are_accepted() -> None:
     config = SupernodeConfig(join_token=TOKEN)
-    assert await register(config, "") == (200, {"peer_id": "p0", "url": f"http://{SEEN}:65002",
+    assert await register(config, "") == (200, {"peer_id": peer_id("p0"), "url": f"http://{SEEN}:65002",
                                                 "heartbeat_interval": 2.0})
     assert (await register(config, SEEN))[1]["url"] == f"http://{SEEN}:65002"
     # The same address written as IPv4-mapped IPv6 is the same address; the URL says it plainly.

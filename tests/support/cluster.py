@@ -19,16 +19,17 @@ import httpx
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 
-# Keep proxy settings of the machine away from loopback traffic, and a cluster secret of the caller's from the daemons.
+# Keep proxy settings of the machine away from loopback traffic, and secrets of the caller's from the daemons.
 CLEAN_ENV: dict[str, str | None] = {
     "http_proxy": None, "https_proxy": None, "HTTP_PROXY": None, "HTTPS_PROXY": None, "ALL_PROXY": None,
-    "DAMSELFLY_JOIN_TOKEN": None,
+    "DAMSELFLY_JOIN_TOKEN": None, "DAMSELFLY_OPERATOR_TOKEN": None,
 }
 
 
-def env_with_token(join_token: str) -> dict[str, str | None]:
-    """CLEAN_ENV with the cluster's secret, which daemons take from the environment (never from argv)."""
-    return {**CLEAN_ENV, "DAMSELFLY_JOIN_TOKEN": join_token or None}
+def env_with_token(join_token: str, operator_token: str = "") -> dict[str, str | None]:
+    """CLEAN_ENV with the cluster's secret and the operators' token, which daemons take from the environment
+    (never from argv); an empty one is left unset."""
+    return {**CLEAN_ENV, "DAMSELFLY_JOIN_TOKEN": join_token or None, "DAMSELFLY_OPERATOR_TOKEN": operator_token or None}
 
 
 @dataclass
@@ -71,6 +72,8 @@ class DamselflyCluster:
     peers_count: int = 3
     config_text: str = ""
     join_token: str = ""
+    # The supernode's operators' token: set it to read the listings from outside (`supernode_peers`).
+    operator_token: str = ""
     extra_peer_args: list[str] = field(default_factory=list)
     supernode_port: int = 0
     supernode: ManagedProcess | None = None
@@ -92,7 +95,8 @@ class DamselflyCluster:
             self.supernode_port = free_port()
         args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}"]
         self.supernode = _start(
-            args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token
+            args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token,
+            self.operator_token,
         )
 
     def add_peer(self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly") -> PeerProcess:
@@ -134,8 +138,10 @@ class DamselflyCluster:
         self.stop()
 
 
-def _start(args: list[str], log_path: Path, ready_url: str, name: str, join_token: str = "") -> ManagedProcess:
+def _start(
+    args: list[str], log_path: Path, ready_url: str, name: str, join_token: str = "", operator_token: str = ""
+) -> ManagedProcess:
     return ManagedProcess(
-        args, log_path=log_path, env=env_with_token(join_token), ready_url=ready_url, ready_timeout=30.0, name=name,
-        cwd=Path(__file__).resolve().parents[2],
+        args, log_path=log_path, env=env_with_token(join_token, operator_token), ready_url=ready_url,
+        ready_timeout=30.0, name=name, cwd=Path(__file__).resolve().parents[2],
     ).start()
