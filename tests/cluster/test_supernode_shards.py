@@ -1,5 +1,6 @@
 """Several supernode processes share the swarms out by digest: each swarm lives on the process its digest hashes
-to, every blob still comes from the upstream once, and the peers still trade pieces."""
+to, every blob still comes from the upstream once, and the peers still trade pieces. Each process is read from
+outside through its listings, with the operators' token."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
-from supernode import routes
 from supernode.shards import owner_index
-from tests.faults.helpers import pull_blob, push_blob, random_blob, sha256_digest
-from tests.support.cluster import CLEAN_ENV, DamselflyCluster
+from tests.faults.helpers import pull_blob, push_blob, random_blob, sha256_digest, supernode_peers, supernode_swarms
+from tests.support.cluster import DamselflyCluster, env_with_token
+from tests.support.identities import OPERATOR_TOKEN
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 from tests.support.registry import RegistryServer
@@ -41,13 +40,14 @@ def test_swarms_are_shared_out_by_digest_and_each_blob_comes_from_the_upstream_o
 
     second = ManagedProcess(
         [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{ports[1]}"],
-        log_path=tmp_path / "supernode1.log", env=CLEAN_ENV, ready_url=urls[1] + "/healthz", ready_timeout=30.0,
+        log_path=tmp_path / "supernode1.log", env=env_with_token("", OPERATOR_TOKEN), ready_url=urls[1] + "/healthz",
+        ready_timeout=30.0,
         name="supernode1", cwd=Path(__file__).resolve().parents[2],
     ).start()
     try:
         with DamselflyCluster(
             tmp_path / "cluster", upstream_url=registry.url, peers_count=3, supernode_port=ports[0],
-            extra_peer_args=["--supernode", ",".join(urls)],
+            extra_peer_args=["--supernode", ",".join(urls)], operator_token=OPERATOR_TOKEN,
         ) as cluster:
             everything = [digest for found in digests.values() for digest in found]
             with ThreadPoolExecutor(len(cluster.peers)) as pool:
@@ -56,16 +56,11 @@ def test_swarms_are_shared_out_by_digest_and_each_blob_comes_from_the_upstream_o
                     for pull in pulls:
                         result = pull.result()
                         assert result.ok_for(digest, SIZE), f"{digest}: {result.status} {result.error}"
-            peer_id = (cluster.peers[0].data_dir / "peer-id").read_text().strip()
-            for shard, found in digests.items():
-                for digest in found:
-                    for index, url in enumerate(urls):
-                        view = httpx.get(
-                            url + routes.VIEW.url(digest=digest),
-                            params={"peer_id": peer_id, "since": "-1"}, timeout=10.0, trust_env=False,
-                        )
-                        # The owner keeps the swarm; the other process never heard of it.
-                        assert view.status_code == (200 if index == shard else 404), (digest, index, view.text)
+            # Every host registered with every process; each process keeps the swarms it owns, and no other.
+            ids = {peer.stats()["peer_id"] for peer in cluster.peers}
+            for index, url in enumerate(urls):
+                assert supernode_peers(url) == ids, index
+                assert {s.digest for s in supernode_swarms(url)} == set(digests[index]), index
             stats = [peer.stats() for peer in cluster.peers]
             served = registry.served_bytes(method="GET", path_contains="/blobs/")
     finally:

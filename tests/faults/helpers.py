@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from supernode import routes
-from supernode.api import PeerList
+from supernode.api import PeerList, SwarmList, SwarmSummary
+from tests.support.identities import OPERATOR_TOKEN, operator_headers
 
 MiB = 1 << 20
 # Enough pieces per blob (4 MiB pieces) for a fault to land in the middle of a transfer.
@@ -124,11 +126,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval:
     return time.monotonic() - started
 
 
-def supernode_peers(supernode_url: str, token: str = "") -> set[str]:
-    headers = {"X-Damselfly-Token": token} if token else {}
-    response = httpx.get(supernode_url + routes.LIST_PEERS.url(), headers=headers, timeout=5.0, trust_env=False)
+def _listing(supernode_url: str, route: routes.ApiRoute, operator_token: str) -> dict[str, Any]:
+    """A listing read as the supernode's operators: start the supernode with `operator_token` (DamselflyCluster's
+    field); the operators' token stands in for the join token there."""
+    response = httpx.get(
+        supernode_url + route.url(), headers=operator_headers(operator_token), timeout=5.0, trust_env=False
+    )
     response.raise_for_status()
-    return {p.peer_id for p in PeerList.from_json(response.json()).peers}
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def supernode_peers(supernode_url: str, operator_token: str = OPERATOR_TOKEN) -> set[str]:
+    return {p.peer_id for p in PeerList.from_json(_listing(supernode_url, routes.LIST_PEERS, operator_token)).peers}
+
+
+def supernode_swarms(supernode_url: str, operator_token: str = OPERATOR_TOKEN) -> list[SwarmSummary]:
+    return SwarmList.from_json(_listing(supernode_url, routes.LIST_SWARMS, operator_token)).swarms
 
 
 def safe_stats(stats: Callable[[], dict[str, int]]) -> dict[str, int]:

@@ -40,7 +40,9 @@ REPO = "test/app"
 BLOB = os.urandom(100_000)
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 # Files the store may create, relative to the data directory.
-STORE_FILE = re.compile(r"^(peer-id|blobs/sha(256|512)/[0-9a-f]+|partial/sha(256|512)-[0-9a-f]+\.(data|state|tmp))$")
+STORE_FILE = re.compile(
+    r"^(peer-id|peer-secret|blobs/sha(256|512)/[0-9a-f]+|partial/sha(256|512)-[0-9a-f]+\.(data|state|tmp))$"
+)
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Bad input against the supernode's API, over a real socket to the real app under uvicorn.
 
 Malformed peer ids and digests in the path, odd query values, JSON bodies of every shape, bodies that are not
-JSON, too large, or cut short, missing or wrong join tokens. What must hold: never a 5xx, never a traceback in
-a response, and the supernode keeps answering.
+JSON, too large, or cut short, missing or wrong join tokens, missing, wrong or rightful credentials and peer
+secrets. What must hold: never a 5xx, never a traceback in a response, and the supernode keeps answering.
 """
 
 from __future__ import annotations
@@ -21,11 +21,16 @@ from hypothesis import strategies as st
 from supernode.config import SupernodeConfig
 from supernode.server import create_app
 from tests.faults.servers import RawResponse, asgi_server, raw_request
+from tests.support.identities import OPERATOR_TOKEN, peer_id, register_body, registered, secret_of
 
 TOKEN = "s3cret-token"
 GOOD_DIGEST = "sha256:" + hashlib.sha256(b"blob").hexdigest()
 # What the API may answer: success, a client error of its own, or starlette's redirect of a trailing slash.
-EXPECTED = {200, 204, 307, 400, 401, 404, 405, 410, 413}
+EXPECTED = {200, 204, 307, 400, 401, 403, 404, 405, 410, 413}
+# The one registered host, registered again before each request; its credential, new each time, is put in the
+# request where this stands.
+P1 = peer_id("p1")
+CREDENTIAL_OF_P1 = b"<credential-of-p1>"
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
@@ -33,6 +38,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 peer_ids = st.one_of(
+    st.just(P1),
     st.just("p1"),
     st.text(max_size=40),
     st.sampled_from(["", "..", "../../etc/passwd", "a/b", "%2e%2e", "x" * 600, "p1\x00", "\u202e"]),
@@ -49,6 +55,7 @@ numbers = st.one_of(st.integers(), st.floats(), st.text(max_size=12), st.none(),
 bodies = st.one_of(
     st.fixed_dictionaries({}, optional={
         "peer_id": st.one_of(peer_ids, json_values),
+        "peer_secret": st.one_of(st.just(secret_of("p1")), st.text(max_size=40), st.just("s" * 300), json_values),
         "upload_port": numbers,
         "advertise_host": st.one_of(st.text(max_size=300), json_values),
         "labels": st.one_of(st.dictionaries(st.text(max_size=70), st.text(max_size=300), max_size=3), json_values),
@@ -71,13 +78,30 @@ bodies = st.one_of(
 )
 queries = st.dictionaries(
     st.sampled_from(["peer_id", "since", "wait", "x"]),
-    st.one_of(st.text(max_size=20), st.sampled_from(["nan", "inf", "-inf", "1e309", "-1", "99999999999999999999"])),
+    st.one_of(st.text(max_size=20), st.just(P1),
+              st.sampled_from(["nan", "inf", "-inf", "1e309", "-1", "99999999999999999999"])),
     max_size=3,
 )
+# The identity headers: p1's own credential (most often), none, wrong ones, and the listings' other ways in.
+identities = st.sampled_from([
+    [("X-Damselfly-Peer-Credential", CREDENTIAL_OF_P1.decode())],
+    [("X-Damselfly-Peer-Credential", CREDENTIAL_OF_P1.decode()), ("X-Damselfly-Peer", P1)],
+    [("X-Damselfly-Peer-Credential", CREDENTIAL_OF_P1.decode())],
+    [],
+    [("X-Damselfly-Peer-Credential", "")],
+    [("X-Damselfly-Peer-Credential", "wrong"), ("X-Damselfly-Peer", P1)],
+    [("X-Damselfly-Peer-Credential", "é" * 3)],
+    [("X-Damselfly-Peer", "nobody")],
+    [("Authorization", f"Bearer {OPERATOR_TOKEN}")],
+    [("Authorization", "Bearer wrong")],
+    [("Authorization", "Basic " + OPERATOR_TOKEN)],
+    [("Authorization", "Bearer")],
+])
 
 
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
+    """A raw request, with CREDENTIAL_OF_P1 in its head where p1's credential goes, and whether it is cut short."""
     peer = quote(draw(peer_ids), safe="") if draw(st.booleans()) else draw(peer_ids)
     digest = quote(draw(digests), safe="") if draw(st.booleans()) else draw(digests)
     method, path = draw(st.sampled_from([
@@ -98,6 +122,7 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
     token = draw(st.sampled_from([TOKEN, TOKEN, TOKEN, "", "wrong", TOKEN + "x", "é" * 3]))
     if token:
         headers.append(("X-Damselfly-Token", token))
+    headers += draw(identities)
     declared = len(body)
     truncated = bool(body) and draw(st.integers(0, 9)) == 0
     if truncated:
@@ -110,20 +135,28 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
 @pytest.fixture(scope="module")
 def supernode_port() -> Iterator[int]:
     # A short sync wait: a view request holds at most 0.2 s however its `wait` is fuzzed.
-    app = create_app(SupernodeConfig(join_token=TOKEN, view_wait=0.2))
+    app = create_app(SupernodeConfig(join_token=TOKEN, view_wait=0.2, operator_token=OPERATOR_TOKEN))
     with asgi_server(app) as port:
         yield port
 
 
-def _register_p1(port: int) -> None:
+def _register_p1(port: int) -> bytes:
+    """Register p1 (again); its new credential."""
     response = httpx.post(
         f"http://127.0.0.1:{port}/api/v1/peers",
-        json={"peer_id": "p1", "upload_port": 65002},
+        json=register_body("p1"),
         headers={"X-Damselfly-Token": TOKEN},
         timeout=5.0,
         trust_env=False,
     )
     assert response.status_code == 200
+    return registered("p1", response.json()).credential.encode()
+
+
+def _with_credential(request: bytes, credential: bytes) -> bytes:
+    """The request with p1's credential in its head (its body is left as drawn)."""
+    end = request.find(b"\r\n\r\n")
+    return request[:end].replace(CREDENTIAL_OF_P1, credential) + request[end:]
 
 
 def _check(response: RawResponse | None, request: bytes) -> None:
@@ -139,8 +172,9 @@ def _check(response: RawResponse | None, request: bytes) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=requests())
 def test_malformed_requests_never_crash_the_supernode(supernode_port: int, case: tuple[bytes, bool]) -> None:
-    request, truncated = case
-    _register_p1(supernode_port)  # so that requests as "p1" reach the scheduler itself
+    drawn, truncated = case
+    # So that requests as p1 reach the scheduler itself, with the credential it was just issued.
+    request = _with_credential(drawn, _register_p1(supernode_port))
     # A client that cuts its body short hangs up (half-close); others wait for the answer, as real clients do.
     response = raw_request(supernode_port, request, half_close=truncated)
     event(f"status {response.status if response else 'none'}")
@@ -151,17 +185,22 @@ def test_malformed_requests_never_crash_the_supernode(supernode_port: int, case:
 
 def test_a_join_with_a_valid_shape_but_absurd_values(supernode_port: int) -> None:
     """Edge values hypothesis may not hit often, checked once each."""
-    _register_p1(supernode_port)
+    credential = _register_p1(supernode_port).decode()
     cases: list[dict[str, Any]] = [
-        {"peer_id": "p1", "size": 0},
-        {"peer_id": "p1", "size": 2**53},
-        {"peer_id": "p1", "size": 10, "pieces": "f" * 5000},
-        {"peer_id": "p1", "size": 10, "pieces": "-1"},
+        {"peer_id": P1, "size": 0},
+        {"peer_id": P1, "size": 2**53},
+        {"peer_id": P1, "size": 10, "pieces": "f" * 5000},
+        {"peer_id": P1, "size": 10, "pieces": "-1"},
     ]
     for body in cases:
         request = (
             f"POST /api/v1/swarms/{GOOD_DIGEST}/join HTTP/1.1\r\nHost: s\r\nX-Damselfly-Token: {TOKEN}\r\n"
+            f"X-Damselfly-Peer-Credential: {credential}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(json.dumps(body))}\r\nConnection: close\r\n\r\n"
             f"{json.dumps(body)}"
         ).encode()
-        _check(raw_request(supernode_port, request, half_close=False), request)
+        response = raw_request(supernode_port, request, half_close=False)
+        _check(response, request)
+        # With its credential, p1 reaches the scheduler: the values are judged there, not refused at the door.
+        assert response is not None
+        assert response.status in (200, 400), (body, response.status, response.body[:200])

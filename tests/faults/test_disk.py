@@ -17,8 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from supernode import routes
-from supernode.api import SwarmList
 from tests.faults.helpers import (
     MiB,
     PullResult,
@@ -29,9 +27,11 @@ from tests.faults.helpers import (
     push_blob,
     random_blob,
     report,
+    supernode_swarms,
     wait_for,
 )
 from tests.support.cluster import DamselflyCluster, PeerProcess
+from tests.support.identities import OPERATOR_TOKEN
 from tests.support.registry import RegistryServer
 
 REPO = "faults/disk"
@@ -65,8 +65,7 @@ def _hold_open(stack: contextlib.ExitStack, peer: PeerProcess, digest: str) -> N
 
 
 def _members(cluster: DamselflyCluster, digest: str) -> int:
-    answer = httpx.get(cluster.supernode_url + routes.LIST_SWARMS.url(), timeout=5.0, trust_env=False)
-    return sum(s.members for s in SwarmList.from_json(answer.json()).swarms if s.digest == digest)
+    return sum(s.members for s in supernode_swarms(cluster.supernode_url, cluster.operator_token) if s.digest == digest)
 
 
 def test_quota_evicts_least_recently_used_blobs_and_withdraws_them_from_the_swarm(
@@ -75,7 +74,9 @@ def test_quota_evicts_least_recently_used_blobs_and_withdraws_them_from_the_swar
     started = time.monotonic()
     a, b, c, d, e = _blobs(registry, 5, seed=8000)
     quota = ["--disk-quota", "64MiB", "--disk-high-watermark", "0.9", "--disk-low-watermark", "0.7"]
-    with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=0) as cluster:
+    with DamselflyCluster(
+        tmp_path / "cluster", upstream_url=registry.url, peers_count=0, operator_token=OPERATOR_TOKEN
+    ) as cluster:
         peer = cluster.add_peer(0, extra_args=quota)
         for digest in (a, b, c, d):
             _pull(peer, digest)

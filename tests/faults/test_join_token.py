@@ -15,6 +15,7 @@ import httpx
 from supernode import routes
 from tests.faults.helpers import MiB, pull_blob, push_blob, random_blob, supernode_peers
 from tests.support.cluster import DamselflyCluster, env_with_token
+from tests.support.identities import OPERATOR_TOKEN, operator_headers
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 from tests.support.registry import RegistryServer
@@ -27,12 +28,15 @@ PIECE = 4 * MiB
 def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: RegistryServer) -> None:
     data = random_blob(10 * MiB, seed=9000)
     digest = push_blob(registry.url, REPO, data)
-    with DamselflyCluster(tmp_path / "cluster", upstream_url=registry.url, peers_count=2, join_token=TOKEN) as cl:
+    with DamselflyCluster(
+        tmp_path / "cluster", upstream_url=registry.url, peers_count=2, join_token=TOKEN, operator_token=OPERATOR_TOKEN
+    ) as cl:
         ids = {p.stats()["peer_id"] for p in cl.peers}
-        assert supernode_peers(cl.supernode_url, TOKEN) == ids  # peers with the token joined
+        assert supernode_peers(cl.supernode_url) == ids  # peers with the token joined
 
         # The supernode's API refuses every call without the right token: every route but the probes', so a
         # route added later is checked too. The peer in paths is a real one, which the DELETE must not remove.
+        # The operators' token stands in for the join token on the listings only.
         path_params = {"peer_id": sorted(ids)[0], "digest": digest}
         bodies: dict[routes.ApiRoute, dict[str, object]] = {
             routes.REGISTER: {"peer_id": "intruder", "upload_port": 1},
@@ -51,7 +55,16 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
                         route.method, url, json=bodies.get(route), params=query, headers=headers
                     )
                     assert response.status_code == 401, (token, route.name, response.status_code)
-        assert supernode_peers(cl.supernode_url, TOKEN) == ids  # the DELETE above removed nobody
+            for route in guarded:
+                filled = {route.param: path_params[route.param]} if route.param else {}
+                query = {"peer_id": "intruder"} if route is routes.VIEW else None
+                response = client.request(
+                    route.method, cl.supernode_url + route.url(**filled), json=bodies.get(route), params=query,
+                    headers=operator_headers(),
+                )
+                listing = route in (routes.LIST_PEERS, routes.LIST_SWARMS)
+                assert response.status_code == (200 if listing else 401), (route.name, response.status_code)
+        assert supernode_peers(cl.supernode_url) == ids  # the DELETE above removed nobody
 
         # A peer daemon started with a wrong token never joins, and says why.
         mirror_port, upload_port = free_port(), free_port()
@@ -65,7 +78,7 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
         code = intruder.wait_exit(30.0)
         assert code != 0
         assert "refused our join token" in intruder.log_text()
-        assert supernode_peers(cl.supernode_url, TOKEN) == ids
+        assert supernode_peers(cl.supernode_url) == ids
 
         # Pieces: a peer holding the blob hands them out only for the token.
         holder, other = cl.peers

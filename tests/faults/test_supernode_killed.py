@@ -2,7 +2,7 @@
 
 What must hold: pulls in flight finish with the right bytes (falling back to the upstream where they must),
 new pulls work while it is down, and when it comes back every peer registers again (seen at its
-GET /api/v1/peers) and the swarm shares pieces again.
+GET /api/v1/peers, read with the operators' token) and the swarm shares pieces again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tests.faults.helpers import (
 )
 from tests.support.cluster import DamselflyCluster
 from tests.support.faulty_relay import FaultyRelay
+from tests.support.identities import OPERATOR_TOKEN
 from tests.support.registry import RegistryServer
 
 REPO = "faults/supernode"
@@ -43,7 +44,9 @@ def test_supernode_killed_mid_pull_pulls_finish_and_peers_come_back(
     relay.rate = 16 * MiB
     total_runs = runs(2)
     outcomes: list[dict[str, object]] = []
-    with DamselflyCluster(tmp_path / "cluster", upstream_url=relay.url, peers_count=PEERS) as cluster:
+    with DamselflyCluster(
+        tmp_path / "cluster", upstream_url=relay.url, peers_count=PEERS, operator_token=OPERATOR_TOKEN
+    ) as cluster:
         peer_ids = {p.stats()["peer_id"] for p in cluster.peers}
         assert supernode_peers(cluster.supernode_url) == peer_ids
         for run in range(total_runs):
