@@ -104,10 +104,16 @@ class Client:
         self._busy: set[Connection] = set()
         self.opened = 0
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """(status, body) of one request; raises HttpError if the connection breaks."""
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: bytes = b""
+    ) -> tuple[int, bytes]:
+        """(status, body) of one request; raises HttpError if the connection breaks.
+
+        `headers`: header lines of this request alone, each ending in CRLF, made once by the caller (a simulated
+        host's credential), so that sending them costs a concatenation.
+        """
         conn = await self._connection()
-        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._fixed
+        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._fixed + headers
         if body is not None:
             head += b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
             request = head + body

@@ -5,8 +5,10 @@
 (supernode/client.py, peer/download.py, peer/reporter.py, peer/service.py), over keep-alive connections
 (`http1`). Phases, in this order:
 
-- register, join: every host registers, then joins `layers` of the `swarms` swarms, as fast as the supernode
-  answers `concurrency` connections (the first joiner of a swarm is told to be its source);
+- register, join: every host registers (its bound id and its secret, supernode/identity.py), then joins `layers`
+  of the `swarms` swarms, as fast as the supernode answers `concurrency` connections (the first joiner of a swarm
+  is told to be its source). Every later request about a host carries the credential its register was answered,
+  as a header line made once per host;
 - heartbeat, report, view: closed loops, `concurrency` connections each sending one kind back to back for
   `seconds`: heartbeats, children's piece counts, and views answered at once (`since` already passed);
 - wake: every child long-polls its swarm's view (`since`, `wait`, `from` as peers send them) while each source
@@ -28,6 +30,7 @@ import hashlib
 import json
 import math
 import random
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -40,6 +43,7 @@ from peer.reporter import BATCH_DELAY, URGENT_INTERVAL
 from peer.swarm_fetch import VIEW_WAIT
 from supernode import routes
 from supernode.api import ROLE_FEEDER, mask_to_hex
+from supernode.identity import CREDENTIAL_HEADER, bound_peer_id
 
 from .http1 import Client, HttpError
 from .procs import cpu_seconds
@@ -127,12 +131,13 @@ class Recorder:
         self.error_samples: list[str] = []
 
     async def call(
-        self, client: Client, kind: str, method: str, path: str, body: Any = None, expect: Expect = 200
+        self, client: Client, kind: str, method: str, path: str, body: Any = None, expect: Expect = 200,
+        headers: bytes = b"",
     ) -> bytes | None:
         raw = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         start = time.perf_counter()
         try:
-            status, answer = await client.request(method, path, raw)
+            status, answer = await client.request(method, path, raw, headers)
         except HttpError as exc:
             self.fail(kind, f"{kind}: {exc}")
             # A broken connection or a refused one: no tight loop of failures in a closed loop.
@@ -185,21 +190,30 @@ class Swarm:
 
 
 def request(
-    rec: Recorder, kind: str, method: str, path: str, body: Any = None, expect: Expect = 200
+    rec: Recorder, kind: str, method: str, path: str, body: Any = None, expect: Expect = 200, headers: bytes = b""
 ) -> Callable[[Client], Awaitable[object]]:
     """One request, to be sent on whichever connection a closed loop's worker holds."""
-    return lambda client: rec.call(client, kind, method, path, body, expect)
+    return lambda client: rec.call(client, kind, method, path, body, expect, headers)
 
 
-def peer_id(host: int) -> str:
-    return f"load-{host:05d}"
+@dataclass(slots=True)
+class Host:
+    """A simulated host's identity, and what its requests carry, made once: the bound peer id, the secret it
+    commits to, the header line of the credential its register was answered, and its heartbeat path."""
 
+    peer_id: str
+    secret: str
+    heartbeat_path: str
+    credential: bytes = b""
 
-def view_path(swarm: Swarm, member: Member, since: int, wait: float) -> str:
-    return (
-        f"{routes.VIEW.url(digest=swarm.digest)}?peer_id={peer_id(member.host)}&since={since}"
-        f"&wait={wait:g}&from={member.known}"
-    )
+    @classmethod
+    def make(cls, index: int) -> Host:
+        secret = secrets.token_urlsafe(16)
+        peer_id = bound_peer_id(f"load-{index:05d}", secret)
+        return cls(peer_id, secret, routes.HEARTBEAT.url(peer_id=peer_id))
+
+    def answered(self, credential: str) -> None:
+        self.credential = f"{CREDENTIAL_HEADER}: {credential}\r\n".encode()
 
 
 class LoadGenerator:
@@ -210,6 +224,7 @@ class LoadGenerator:
         self.rng = random.Random(settings.seed)  # noqa: S311 -- load shapes, not secrets
         # Each host has its own connections, as each peer has its own httpx client.
         self.clients = [Client(self.host, self.port) for _ in range(settings.hosts)]
+        self.hosts = [Host.make(index) for index in range(settings.hosts)]
         run = f"{time.time_ns()}"
         self.swarms = [self._swarm(f"{run}/{i}", settings.pieces) for i in range(settings.swarms)]
         self.play_swarms = [self._swarm(f"{run}/play/{i}", settings.play_pieces) for i in range(settings.play_swarms)]
@@ -279,15 +294,29 @@ class LoadGenerator:
 
         await asyncio.gather(*(worker() for _ in range(self.s.concurrency)))
 
+    def view_path(self, swarm: Swarm, member: Member, since: int, wait: float) -> str:
+        return (
+            f"{routes.VIEW.url(digest=swarm.digest)}?peer_id={self.hosts[member.host].peer_id}&since={since}"
+            f"&wait={wait:g}&from={member.known}"
+        )
+
     async def _register(self, rec: Recorder) -> None:
         def call(host: int) -> Callable[[Client], Awaitable[object]]:
+            identity = self.hosts[host]
             body = {
-                "peer_id": peer_id(host),
+                "peer_id": identity.peer_id,
                 "upload_port": 40000 + host % 20000,
                 "advertise_host": f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}",
                 "labels": {"zone": f"z{host % 3}", "rack": f"r{host % 40}"},
+                "peer_secret": identity.secret,
             }
-            return request(rec, "register", "POST", routes.REGISTER.url(), body)
+
+            async def register(client: Client) -> None:
+                raw = await rec.call(client, "register", "POST", routes.REGISTER.url(), body)
+                if raw is not None:
+                    identity.answered(json.loads(raw)["credential"])
+
+            return register
 
         await self._closed_loop((call(h) for h in range(self.s.hosts)), math.inf)
 
@@ -314,8 +343,9 @@ class LoadGenerator:
         await self._closed_loop((call(s, m) for s, m in rest), math.inf)
 
     async def _join_one(self, rec: Recorder, client: Client, swarm: Swarm, member: Member) -> dict[str, Any] | None:
-        body = {"peer_id": peer_id(member.host), "size": swarm.size, "pieces": mask_to_hex(member.pieces)}
-        raw = await rec.call(client, "join", "POST", routes.JOIN.url(digest=swarm.digest), body)
+        host = self.hosts[member.host]
+        body = {"peer_id": host.peer_id, "size": swarm.size, "pieces": mask_to_hex(member.pieces)}
+        raw = await rec.call(client, "join", "POST", routes.JOIN.url(digest=swarm.digest), body, 200, host.credential)
         if raw is None:
             return None
         view: dict[str, Any] = json.loads(raw)
@@ -329,7 +359,8 @@ class LoadGenerator:
         await self._closed_loop(calls, math.inf)
 
     def _heartbeat_call(self, rec: Recorder, host: int) -> Callable[[Client], Awaitable[object]]:
-        return request(rec, "heartbeat", "POST", routes.HEARTBEAT.url(peer_id=peer_id(host)), expect=204)
+        identity = self.hosts[host]
+        return request(rec, "heartbeat", "POST", identity.heartbeat_path, expect=204, headers=identity.credential)
 
     async def _heartbeats(self, rec: Recorder) -> None:
         def calls() -> Iterator[Callable[[Client], Awaitable[object]]]:
@@ -347,9 +378,10 @@ class LoadGenerator:
             while True:
                 for swarm, member in children:
                     member.pieces |= 1 << self.rng.randrange(swarm.pieces)
-                    body = {"peer_id": peer_id(member.host), "pieces": mask_to_hex(member.pieces)}
+                    host = self.hosts[member.host]
+                    body = {"peer_id": host.peer_id, "pieces": mask_to_hex(member.pieces)}
                     path = routes.REPORT.url(digest=swarm.digest)
-                    yield request(rec, "report", "POST", path, body, REPORTED)
+                    yield request(rec, "report", "POST", path, body, REPORTED, host.credential)
 
         await self._closed_loop(calls(), self.s.seconds)
 
@@ -360,8 +392,8 @@ class LoadGenerator:
             while True:
                 for swarm, member in children:
                     # `since` = -1: the version has passed it, so the view is answered at once.
-                    path = view_path(swarm, member, -1, VIEW_WAIT)
-                    yield request(rec, "view", "GET", path)
+                    path = self.view_path(swarm, member, -1, VIEW_WAIT)
+                    yield request(rec, "view", "GET", path, headers=self.hosts[member.host].credential)
 
         await self._closed_loop(calls(), self.s.seconds)
 
@@ -382,8 +414,9 @@ class LoadGenerator:
 
     async def _poll(self, rec: Recorder, swarm: Swarm, member: Member, wakes: list[float]) -> list[int]:
         """One long-poll of a child; digests it learned, their wake-up latencies appended to `wakes`."""
-        path = view_path(swarm, member, member.version, VIEW_WAIT)
-        raw = await rec.call(self.clients[member.host], "long-poll", "GET", path)
+        path = self.view_path(swarm, member, member.version, VIEW_WAIT)
+        credential = self.hosts[member.host].credential
+        raw = await rec.call(self.clients[member.host], "long-poll", "GET", path, headers=credential)
         if raw is None:
             await asyncio.sleep(0.1)
             return []
@@ -415,15 +448,16 @@ class LoadGenerator:
                 rec.fail("digests", f"swarm {swarm.digest} has no source")
                 return
             path = routes.REPORT.url(digest=swarm.digest)
+            host = self.hosts[member.host]
             for index in range(digests):
                 member.pieces |= 1 << index
                 body = {
-                    "peer_id": peer_id(member.host),
+                    "peer_id": host.peer_id,
                     "pieces": mask_to_hex(member.pieces),
                     "piece_digests": {str(index): swarm.piece_digest(index)},
                 }
                 swarm.reported_at[index] = time.perf_counter()
-                await rec.call(self.clients[member.host], "digests", "POST", path, body, REPORTED)
+                await rec.call(self.clients[member.host], "digests", "POST", path, body, REPORTED, host.credential)
                 try:
                     await asyncio.wait_for(swarm.everyone_knows[index].wait(), WAKE_TIMEOUT)
                 except TimeoutError:
@@ -465,7 +499,7 @@ class LoadGenerator:
                 return
             learned += member.known
             member.pieces = (1 << member.known) - 1
-            reporter = Reporter(rec, self.clients[member.host], swarm, member)
+            reporter = Reporter(rec, self.clients[member.host], self.hosts[member.host], swarm, member)
             reporter.mark()
             while member.known < swarm.pieces and time.perf_counter() < deadline:
                 new = await self._poll(rec, swarm, member, wakes)
@@ -502,19 +536,19 @@ class LoadGenerator:
         """Cut a piece every `piece_interval` and report its digest at once (the reporter's urgent path)."""
         path = routes.REPORT.url(digest=swarm.digest)
         interval = max(self.s.piece_interval, URGENT_INTERVAL)
-        client = self.clients[member.host]
+        client, host = self.clients[member.host], self.hosts[member.host]
         for index in range(swarm.pieces):
             await asyncio.sleep(interval)
             member.pieces |= 1 << index
             done = index == swarm.pieces - 1
             body = {
-                "peer_id": peer_id(member.host),
+                "peer_id": host.peer_id,
                 "pieces": mask_to_hex(member.pieces),
                 "piece_digests": {str(index): swarm.piece_digest(index)},
                 "done": done,
             }
             swarm.reported_at[index] = time.perf_counter()
-            await rec.call(client, "digests", "POST", path, body, REPORTED)
+            await rec.call(client, "digests", "POST", path, body, REPORTED, host.credential)
 
     def _outcome(self, wakes: list[float], expected: int) -> PhaseFigures:
         figures = PhaseFigures("", 0.0, 0.0, 0.0, {}, {})
@@ -527,8 +561,8 @@ class LoadGenerator:
 class Reporter:
     """A child's piece counts, batched as peer/reporter.py batches them: at most one report per BATCH_DELAY."""
 
-    def __init__(self, rec: Recorder, client: Client, swarm: Swarm, member: Member) -> None:
-        self.rec, self.client, self.swarm, self.member = rec, client, swarm, member
+    def __init__(self, rec: Recorder, client: Client, host: Host, swarm: Swarm, member: Member) -> None:
+        self.rec, self.client, self.host, self.swarm, self.member = rec, client, host, swarm, member
         self._task: asyncio.Task[None] | None = None
 
     def mark(self) -> None:
@@ -546,9 +580,9 @@ class Reporter:
         await self._send(done=True)
 
     async def _send(self, *, done: bool) -> None:
-        body = {"peer_id": peer_id(self.member.host), "pieces": mask_to_hex(self.member.pieces), "done": done}
+        body = {"peer_id": self.host.peer_id, "pieces": mask_to_hex(self.member.pieces), "done": done}
         path = routes.REPORT.url(digest=self.swarm.digest)
-        await self.rec.call(self.client, "report", "POST", path, body, REPORTED)
+        await self.rec.call(self.client, "report", "POST", path, body, REPORTED, self.host.credential)
 
 
 def main(argv: list[str]) -> int:
