@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.cluster import CLEAN_ENV
+from tests.support.identities import register_body, registered
 from tests.support.images import BuiltImage, push_image
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
@@ -47,7 +48,7 @@ def test_up_makes_its_cluster_secret_once_and_its_supernode_requires_it(tmp_path
         "--data-dir", str(tmp_path / "data"), "--upstream", "http://127.0.0.1:1",
     ]
     secret_path = tmp_path / "data" / "join-token"
-    swarms = f"http://127.0.0.1:{supernode}/api/v1/swarms"
+    api = f"http://127.0.0.1:{supernode}/api/v1"
     seen = []
     for run in range(2):
         with ManagedProcess(args, log_path=tmp_path / f"up{run}.log", env=CLEAN_ENV,
@@ -56,8 +57,17 @@ def test_up_makes_its_cluster_secret_once_and_its_supernode_requires_it(tmp_path
             secret = secret_path.read_text().strip()
             seen.append(secret)
             with httpx.Client(timeout=5.0, trust_env=False) as client:
-                assert client.get(swarms).status_code == 401
-                assert client.get(swarms, headers={"X-Damselfly-Token": secret}).status_code == 200
+                assert client.get(f"{api}/peers").status_code == 401
+                assert client.post(f"{api}/peers", json=register_body("tester", 1)).status_code == 401
+                # With the secret a host joins, and as a registered host it may read the listing.
+                token = {"X-Damselfly-Token": secret}
+                answer = client.post(f"{api}/peers", json=register_body("tester", 1), headers=token)
+                assert answer.status_code == 200, answer.text
+                tester = registered("tester", answer.json())
+                listed = client.get(f"{api}/peers", headers={**token, **tester.headers})
+                assert listed.status_code == 200
+                own = (tmp_path / "data" / "peer-id").read_text().strip()
+                assert {p["peer_id"] for p in listed.json()["peers"]} == {own, tester.peer_id}
             text = up.log_text()
         assert secret not in text and "INSECURE" not in text
     assert seen[0] == seen[1] and len(seen[0]) >= 43  # made on the first start, reused on the second
