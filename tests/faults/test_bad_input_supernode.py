@@ -113,6 +113,8 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
         ("POST", f"/api/v1/swarms/{digest}/join"),
         ("POST", f"/api/v1/swarms/{digest}/report"),
         ("GET", f"/api/v1/swarms/{digest}/view"),
+        ("GET", "/api/v1/suspects"),
+        ("DELETE", f"/api/v1/suspects/{peer}"),
         (draw(st.sampled_from(["GET", "PUT", "PATCH", "OPTIONS", "FOO"])), f"/api/v1/{peer}"),
     ]))
     query = draw(queries)

@@ -172,7 +172,7 @@ async def test_the_listings_answer_a_registered_host_or_an_operator_only() -> No
         {"Authorization": f"Basic {OPERATOR_TOKEN}"},
         {"Authorization": OPERATOR_TOKEN},
     ]
-    for path in ("/api/v1/peers", "/api/v1/swarms"):
+    for path in ("/api/v1/peers", "/api/v1/swarms", "/api/v1/suspects"):
         for headers in refused:
             status, _, body = await call(app, "GET", path, headers=headers)
             assert status == 403, (path, headers, status)
@@ -191,6 +191,18 @@ async def test_the_listings_answer_a_registered_host_or_an_operator_only() -> No
     assert (await call(app, "POST", heartbeat, token=None, headers={**p0.headers, **operator_headers()}))[0] == 401
     status, _, _ = await call(app, "POST", "/api/v1/peers", register_body("p2"), token=None, headers=operator_headers())
     assert status == 401
+
+
+async def test_only_an_operator_clears_a_suspect() -> None:
+    app, _ = supernode()
+    p0, p1 = await register(app, "p0"), await register(app, "p1")
+    path = f"/api/v1/suspects/{p1.peer_id}"
+    for headers in ({}, p0.headers, p1.headers, operator_headers("wrong")):
+        assert (await call(app, "DELETE", path, headers=headers))[0] == 403, headers
+    # Past the door: nobody is a suspect here.
+    assert (await call(app, "DELETE", path, headers=operator_headers()))[0] == 404
+    assert (await call(app, "DELETE", path, token=None, headers=operator_headers()))[0] == 404
+    assert (await call(app, "DELETE", path, token=None, headers=p0.headers))[0] == 401
 
 
 async def test_without_an_operator_token_no_bearer_opens_the_listings() -> None:

@@ -24,6 +24,8 @@ def test_the_fast_path_takes_the_frequent_routes_only() -> None:
         "view": ("GET", "swarms", "view"),
     }
     params = {route.name: route.param for route in routes.ROUTES if route.param}
-    assert params == dict(heartbeat="peer_id", leave="peer_id", join="digest", report="digest", view="digest")
+    assert params == dict(
+        heartbeat="peer_id", leave="peer_id", join="digest", report="digest", view="digest", clear_suspect="peer_id"
+    )
     assert len({route.name for route in routes.ROUTES}) == len(routes.ROUTES)
     assert len({(route.method, route.path) for route in routes.ROUTES}) == len(routes.ROUTES)
