@@ -155,7 +155,7 @@ class Scheduler:
             swarm.roster_index[peer_id] = len(swarm.roster)
             swarm.roster.append(peer_id)
         member.pieces = pieces & swarm.complete_mask
-        if member.pieces == swarm.complete_mask and swarm.layout.count:
+        if member.pieces == swarm.complete_mask and swarm.layout.count and peer_id not in self.suspects.quarantined:
             self._mark_done(swarm, member)
         self._ensure_feeder(swarm, record.peer_id)
         # No version bump for a plain join: newcomers rank after everyone, so they change nobody's parents, and
@@ -195,7 +195,8 @@ class Scheduler:
                 # New digests are news for every member that lacks them (`news_for` says which).
                 self._wakes[digest] = None
         member.pieces |= pieces & swarm.complete_mask
-        if done and member.pieces == swarm.complete_mask:
+        # A quarantined host is nobody's parent: its "done" must not stand in for a feeder (`_ensure_feeder`).
+        if done and member.pieces == swarm.complete_mask and peer_id not in self.suspects.quarantined:
             self._mark_done(swarm, member)
         for bad in [*bad_parents, *corrupt_parents]:
             if bad in swarm.members and bad != peer_id:
