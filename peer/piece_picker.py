@@ -116,6 +116,10 @@ class PiecePicker:
                 best, chosen = key, parent
         return chosen
 
+    def usable(self, parent_id: str, now: float) -> bool:
+        """Whether the parent may still be asked (now or after its pause): not dropped."""
+        return parent_id not in self._dropped
+
     def _paused(self, parent_id: str, now: float) -> bool:
         misses = self._misses.get(parent_id)
         return misses is not None and now < misses.until

@@ -16,10 +16,11 @@ from typing import Any
 
 import httpcore
 import httpx
+from cachetools import LRUCache
 
 from core.digest import Digest
 from core.pieces import PieceLayout, choose_piece_size
-from supernode.api import RegisterRequest, ReportRequest
+from supernode.api import RegisterRequest, ReportRequest, mask_to_hex
 from supernode.client import CredentialRefused, JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
 from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient
@@ -34,7 +35,7 @@ from .ratelimit import RateLimits, TokenBucket
 from .source import RangeSource
 from .stats import PeerStats
 from .store import BlobStore
-from .upload_api import PieceLocation
+from .upload_api import PieceLocation, PieceView
 from .upload_server import UploadServer
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ class PeerService:
         self.identity = load_identity(config.data_dir)
         self.peer_id = self.identity.peer_id
         self.downloads: dict[str, BlobDownload] = {}
+        # The piece digests of blobs that landed lately, for the piece views children ask for while the supernode is
+        # away (a complete blob keeps no piece state); a few hundred blobs' worth, a few KiB each.
+        self._landed_digests: LRUCache[str, dict[int, str]] = LRUCache(maxsize=512)
         self.limits = RateLimits(
             upload=TokenBucket(config.upload_rate),
             download=TokenBucket(config.download_rate),
@@ -225,6 +229,8 @@ class PeerService:
     def _forget(self, key: str, download: BlobDownload) -> None:
         if self.downloads.get(key) is download:
             del self.downloads[key]
+        if not _failed(download) and download.partial.complete:
+            self._landed_digests[key] = dict(download.partial.piece_digests)
 
     def _withdraw(self, digest: Digest) -> None:
         if self.supernode is not None:
@@ -234,6 +240,20 @@ class PeerService:
         # `failed` takes a member out of the swarm; an unknown swarm (404) or a supernode that is down is no matter.
         with contextlib.suppress(SupernodeUnavailable):
             await supernode.report(str(digest), ReportRequest(self.peer_id, failed=True))
+
+    def piece_view(self, digest: Digest) -> PieceView | None:
+        """This host's own view of a blob, for children while the supernode is away (peer/parent_views.py)."""
+        download = self.downloads.get(str(digest))
+        if download is not None and not _failed(download):
+            partial, layout = download.partial, download.layout
+            held = dict(partial.piece_digests)
+            return PieceView(layout.blob_size, layout.piece_size, mask_to_hex(partial.mask), held)
+        digests = self._landed_digests.get(str(digest))
+        size = self.store.stat(digest)
+        if digests is None or size is None:
+            return None  # complete, but its piece digests are no longer known here: not worth computing
+        layout = PieceLayout(size, choose_piece_size(size))
+        return PieceView(size, layout.piece_size, mask_to_hex((1 << layout.count) - 1), dict(digests))
 
     async def locate_piece(self, digest: Digest, index: int, wait: float) -> PieceLocation | None:
         size = self.store.stat(digest)

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 from core.digest import Digest
 from supernode.api import ROLE_FEEDER, JoinRequest, ParentInfo, SwarmView, mask_to_hex
-from supernode.client import SupernodeUnavailable, UnknownPeer
+from supernode.client import SupernodeUnavailable
 from supernode.shards import SupernodeShards
 from upstream.raw_http import RawHttpClient, RawHttpError
 
 from .config import PeerConfig
 from .failures import SwarmReset, SwarmStalled
 from .landing import PieceLanding
+from .parent_views import refresh_parents
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .piece_picker import Pick, PickerLimits, PiecePicker
@@ -40,6 +41,9 @@ VIEW_WAIT = 5.0
 # Consecutive failed views, with no fetch in flight, after which the swarm is given up for the upstream.
 VIEW_FAILURES_BEFORE_FALLBACK = 3
 REJOIN_DELAY = 1.0
+MAX_REJOIN_DELAY = 4.0
+# How often, while the supernode is away, parents are asked for their own views.
+AWAY_REFRESH = 1.0
 
 
 @dataclass(slots=True)
@@ -98,7 +102,11 @@ class SwarmFetch:
         self.landing.reporter = self.reporter
         inflight: dict[asyncio.Task[memoryview], Pick] = {}
         viewing: asyncio.Task[SwarmView] | None = None
-        unreachable = 0
+        refreshing: asyncio.Task[tuple[list[ParentInfo], list[str]]] | None = None
+        parents = view.parents
+        # While the supernode is away (unreachable, restarting, or it forgot us), the parents we know go on
+        # serving: their own views (peer/parent_views.py) stand in for the supernode's.
+        away = 0
         try:
             while not self.partial.complete:
                 if view.epoch != self.epoch:
@@ -106,19 +114,20 @@ class SwarmFetch:
                 self.picker.learn(view.digests_from, view.piece_digests)
                 if view.role == ROLE_FEEDER:
                     self.landing.feeder = True
-                    await self.fill.run(source)
+                    await self._feed(source, view)
                     return
                 now = time.monotonic()
-                for pick in self.picker.pick(self._dialable(view.parents), now):
+                for pick in self.picker.pick(self._dialable(parents), now):
                     inflight[asyncio.create_task(self._fetch(pick))] = pick
                 if viewing is None:
-                    known = self.picker.digests_known()
-                    viewing = asyncio.create_task(
-                        client.view(self.key, self.link.peer_id, view.version, VIEW_WAIT, known)
-                    )
+                    viewing = asyncio.create_task(self._next_view(view, away))
+                if away and refreshing is None and parents:
+                    refreshing = asyncio.create_task(self._refresh(parents))
                 if self.picker.stalled(now):
                     raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
-                waiting: set[asyncio.Future[Any]] = {*inflight, viewing}
+                if away >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight and not self._usable(parents, now):
+                    raise SupernodeUnavailable(f"supernode unreachable and no parent to fetch from ({away} tries)")
+                waiting: set[asyncio.Future[Any]] = {*inflight, viewing, *([refreshing] if refreshing else [])}
                 done, _ = await asyncio.wait(
                     waiting, timeout=self.picker.wait_limit(now), return_when=asyncio.FIRST_COMPLETED
                 )
@@ -126,33 +135,85 @@ class SwarmFetch:
                     finished, viewing = viewing, None
                     try:
                         view = finished.result()
-                        unreachable = 0
                     except SupernodeUnavailable as exc:
-                        # Forgotten (the supernode restarted): join again with what we hold. Unreachable: without
-                        # it no new piece digests come, so once nothing is in flight, the upstream takes over.
-                        if not isinstance(exc, UnknownPeer):
-                            unreachable += 1
-                            if unreachable >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight:
-                                raise
-                        log.info("view of %s failed (%s); joining again", self.digest, exc)
-                        await asyncio.sleep(REJOIN_DELAY)
-                        with contextlib.suppress(SupernodeUnavailable):
-                            view = await client.join(self.key, self._join_request())
-                            unreachable = 0
+                        away += 1
+                        log.info("supernode away for %s (%s); the parents we know go on serving", self.digest, exc)
+                    else:
+                        if away:
+                            log.info("supernode back for %s after %d tries", self.digest, away)
                             # A restarted supernode counts epochs afresh; what we hold is still checked whole.
                             self.epoch = view.epoch
+                        away = 0
+                        parents = view.parents
+                if refreshing is not None and refreshing in done:
+                    finished_refresh, refreshing = refreshing, None
+                    if away:
+                        parents, digests = finished_refresh.result()
+                        self.picker.learn(0, digests)
                 for fetch in [task for task in inflight if task in done]:
                     await self._outcome(fetch, inflight.pop(fetch))
         finally:
-            pending = [*inflight, *([viewing] if viewing else [])]
+            pending = [*inflight, *([viewing] if viewing else []), *([refreshing] if refreshing else [])]
             for task in pending:
                 task.cancel()
             for task in pending:
                 with contextlib.suppress(BaseException):
                     await task
 
+    async def _next_view(self, view: SwarmView, away: int) -> SwarmView:
+        """The next view: a long-poll while the supernode answers; while it is away, a join again after a pause
+        (growing to a few seconds): a restarted supernode learns the swarm back from its members' joins."""
+        client = self.link.client
+        if not away:
+            return await client.view(self.key, self.link.peer_id, view.version, VIEW_WAIT, self.picker.digests_known())
+        await asyncio.sleep(min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
+        return await client.join(self.key, self._join_request())
+
+    async def _refresh(self, parents: list[ParentInfo]) -> tuple[list[ParentInfo], list[str]]:
+        """The parents' own views, at most once a second, while the supernode is away."""
+        started = time.monotonic()
+        answer = await refresh_parents(
+            self.piece_http, self._dialable(parents), self.key, self.layout, self.config.join_token
+        )
+        await asyncio.sleep(max(0.0, AWAY_REFRESH - (time.monotonic() - started)))
+        return answer
+
+    def _usable(self, parents: list[ParentInfo], now: float) -> bool:
+        return any(self.picker.usable(parent.peer_id, now) for parent in self._dialable(parents))
+
+    async def _feed(self, source: RangeSource, view: SwarmView) -> None:
+        """Fetch from the upstream for the swarm, while keeping this host the swarm's feeder at the supernode: if it
+        restarts or forgets us, we join again and say we were the feeder, with the digests published so far."""
+        keeper = asyncio.create_task(self._keep_feeding(view))
+        try:
+            await self.fill.run(source)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(BaseException):
+                await keeper
+
+    async def _keep_feeding(self, view: SwarmView) -> None:
+        client = self.link.client
+        version, away = view.version, 0
+        while True:
+            try:
+                if away:
+                    await asyncio.sleep(min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
+                    version = (await client.join(self.key, self._join_request())).version
+                else:
+                    version = (await client.view(self.key, self.link.peer_id, version, VIEW_WAIT, 0)).version
+                away = 0
+            except SupernodeUnavailable as exc:
+                away += 1
+                log.debug("feeder of %s: supernode away (%s)", self.digest, exc)
+
     def _join_request(self) -> JoinRequest:
-        return JoinRequest(self.link.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask))
+        """What we hold, and when we hold something, its digests and whether we were the feeder: a restarted
+        supernode rebuilds the swarm from these (supernode/scheduler.py). A first join holds nothing: it stays small."""
+        digests = dict(self.partial.piece_digests) if self.partial.mask else {}
+        return JoinRequest(
+            self.link.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask), digests, self.landing.feeder
+        )
 
     def _dialable(self, parents: list[ParentInfo]) -> list[ParentInfo]:
         """The parents whose address parses; one that does not is skipped (and said once), never a failure."""

@@ -129,6 +129,9 @@ class UploadServer:
                 writer, 401, "a valid join token is required", keep_alive=keep_alive, head_only=is_head
             )
             return keep_alive
+        if url.path.startswith(PIECES_PREFIX) and "/" not in url.path[len(PIECES_PREFIX) :]:
+            await self._send_view(writer, url.path[len(PIECES_PREFIX) :], keep_alive=keep_alive, head_only=is_head)
+            return keep_alive
         location = await self._locate(url.path, url.query)
         if isinstance(location, str):
             status = 400 if location != "not here" else 404
@@ -194,6 +197,25 @@ class UploadServer:
                 self.active -= 1
             self.bytes_served += location.length
             self.pieces_served += 1
+
+    async def _send_view(
+        self, writer: asyncio.StreamWriter, digest_text: str, *, keep_alive: bool, head_only: bool
+    ) -> None:
+        try:
+            view = self.provider.piece_view(Digest.parse(digest_text))
+        except InvalidDigest:
+            await self._send_json(writer, 400, "invalid digest", keep_alive=keep_alive, head_only=head_only)
+            return
+        if view is None:
+            await self._send_json(writer, 404, "not here", keep_alive=keep_alive, head_only=head_only)
+            return
+        body = json.dumps(view.to_json(), separators=(",", ":")).encode()
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+        )
+        writer.write(head.encode() + (b"" if head_only else body))
+        await writer.drain()
 
     async def _send_json(
         self, writer: asyncio.StreamWriter, status: int, message: str, *, keep_alive: bool, head_only: bool = False

@@ -62,6 +62,22 @@ def _int(body: dict[str, Any], key: str, *, minimum: int = 0, optional: bool = F
     return value
 
 
+def _piece_digests(body: dict[str, Any]) -> dict[int, str]:
+    raw_digests = body.get("piece_digests") or {}
+    if not isinstance(raw_digests, dict):
+        raise BadRequest("'piece_digests' must be an object")
+    digests: dict[int, str] = {}
+    for key, value in raw_digests.items():
+        try:
+            index = int(key)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("piece index must be an integer") from exc
+        if index < 0 or not isinstance(value, str) or len(value) != 64:
+            raise BadRequest("piece digest must be 64 hex characters")
+        digests[index] = value
+    return digests
+
+
 def _peer_ids(body: dict[str, Any], key: str) -> list[str]:
     ids = body.get(key) or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -148,8 +164,12 @@ class RegisterResponse:
 class JoinRequest:
     peer_id: str
     size: int
-    # Pieces already held from an earlier run (resume after restart).
+    # Pieces already held from an earlier run (resume after restart), or when joining again.
     pieces: str = ""
+    # With pieces held: their digests, and whether this member was the swarm's feeder. A restarted supernode
+    # rebuilds the swarm from these (supernode/scheduler.py).
+    piece_digests: dict[int, str] = field(default_factory=dict)
+    was_feeder: bool = False
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> JoinRequest:
@@ -157,10 +177,18 @@ class JoinRequest:
         assert size is not None
         pieces = body.get("pieces", "")
         hex_to_mask(pieces)
-        return cls(peer_id=_str(body, "peer_id"), size=size, pieces=pieces)
+        return cls(
+            peer_id=_str(body, "peer_id"), size=size, pieces=pieces, piece_digests=_piece_digests(body),
+            was_feeder=body.get("was_feeder") is True,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        body: dict[str, Any] = {"peer_id": self.peer_id, "size": self.size, "pieces": self.pieces}
+        if self.piece_digests:
+            body["piece_digests"] = {str(k): v for k, v in self.piece_digests.items()}
+        if self.was_feeder:
+            body["was_feeder"] = True
+        return body
 
 
 @dataclass(slots=True)
@@ -238,18 +266,7 @@ class ReportRequest:
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ReportRequest:
-        raw_digests = body.get("piece_digests") or {}
-        if not isinstance(raw_digests, dict):
-            raise BadRequest("'piece_digests' must be an object")
-        digests: dict[int, str] = {}
-        for key, value in raw_digests.items():
-            try:
-                index = int(key)
-            except (TypeError, ValueError) as exc:
-                raise BadRequest("piece index must be an integer") from exc
-            if index < 0 or not isinstance(value, str) or len(value) != 64:
-                raise BadRequest("piece digest must be 64 hex characters")
-            digests[index] = value
+        digests = _piece_digests(body)
         bad = _peer_ids(body, "bad_parents")
         corrupt = _peer_ids(body, "corrupt_parents")
         pieces = body.get("pieces", "")

@@ -23,6 +23,9 @@ class SchedulerConfig:
     heartbeat_interval: float = 2.0
     # Swarms nobody has touched for this long are forgotten.
     swarm_ttl: float = 3600.0
+    # After a restart, how long a swarm rebuilt from its members' joins waits for the member that was its feeder
+    # before another is made the feeder: a little over the peers' heartbeat interval, in which they all register.
+    rebuild_grace: float = 3.0
     # A host found sending bad bytes in this many different swarms is quarantined (supernode/suspects.py).
     quarantine_after: int = 3
 

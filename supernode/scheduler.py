@@ -84,6 +84,9 @@ class Swarm:
     epoch: int = 0
     # The members whose reports set the published piece digests (the feeders so far, in this epoch).
     digest_feeders: set[str] = field(default_factory=set)
+    # Until when the swarm is being rebuilt after a restart (`Scheduler.join`), and by piece, who claims which digest.
+    rebuilding_until: float = float("-inf")
+    claims: dict[int, dict[str, set[str]]] = field(default_factory=dict)
 
     @property
     def complete_mask(self) -> int:
@@ -104,6 +107,8 @@ class Scheduler:
         # Long-polls to wake since `take_wakes` was last asked: by swarm, the members concerned (None: all).
         self._wakes: dict[str, set[str] | None] = {}
         self.suspects = Suspects(self.config.quarantine_after)
+        # Swarms being rebuilt after a restart: when their grace ends, their members are woken to find a feeder.
+        self._rebuilding: set[str] = set()
         # Swarms reset because their feeder was found bad: for the metric.
         self.resets = 0
 
@@ -127,6 +132,11 @@ class Scheduler:
         dead = [p.peer_id for p in self.peers.values() if now - p.last_seen > self.config.peer_ttl]
         for peer_id in dead:
             self.remove_peer(peer_id)
+        for digest in [d for d in self._rebuilding if d not in self.swarms or now >= self.swarms[d].rebuilding_until]:
+            self._rebuilding.discard(digest)
+            swarm = self.swarms.get(digest)
+            if swarm is not None and swarm.feeder is None and not swarm.completed_members:
+                self._touch_everyone(swarm)  # the first to ask is made the feeder now
         stale = [d for d, t in self.swarms.items() if now - t.touched > self.config.swarm_ttl]
         for digest in stale:
             self._drop_swarm(digest)
@@ -139,25 +149,48 @@ class Scheduler:
 
     # --- swarms ------------------------------------------------------------------------------------
 
-    def join(self, digest: str, peer_id: str, size: int, pieces: int, now: float) -> SwarmView:
+    def join(
+        self,
+        digest: str,
+        peer_id: str,
+        size: int,
+        pieces: int,
+        now: float,
+        claimed: dict[int, str] | None = None,
+        was_feeder: bool = False,
+    ) -> SwarmView:
+        """A member joins (or joins again) with the pieces it holds. A swarm this supernode does not know, joined by
+        a member that holds pieces, is one a restart lost: it is rebuilt from its members' joins (`_claim`), and for
+        `rebuild_grace` seconds nobody but the member that was its feeder is made the feeder, so that the others
+        do not go to the upstream for what the swarm already holds."""
         record = self._peer(peer_id, now)
+        pieces &= (1 << PieceLayout(size, choose_piece_size(size)).count) - 1
         swarm = self.swarms.get(digest)
         if swarm is None:
             layout = PieceLayout(size, choose_piece_size(size))
             swarm = Swarm(digest, layout, [""] * layout.count, touched=now)
             self.swarms[digest] = swarm
+            if pieces:
+                swarm.rebuilding_until = now + self.config.rebuild_grace
+                self._rebuilding.add(digest)
         swarm.touched = now
         member = swarm.members.get(peer_id)
         if member is None:
-            member = Member(peer_id, rank=swarm.next_rank)
+            # A member that already holds pieces ranks before every newcomer, by how many it holds, so that those
+            # who hold the most can be everyone's parents (ranks only decide who may be whose parent).
+            held = pieces.bit_count()
+            rank = 1.0 - held / (swarm.layout.count + 1) if held else float(swarm.next_rank)
+            member = Member(peer_id, rank=rank)
             swarm.next_rank += 1
             swarm.members[peer_id] = member
             swarm.roster_index[peer_id] = len(swarm.roster)
             swarm.roster.append(peer_id)
         member.pieces = pieces & swarm.complete_mask
+        if claimed:
+            self._claim(swarm, member, claimed, now)
         if member.pieces == swarm.complete_mask and swarm.layout.count and peer_id not in self.suspects.quarantined:
             self._mark_done(swarm, member)
-        self._ensure_feeder(swarm, record.peer_id)
+        self._ensure_feeder(swarm, record.peer_id, now, was_feeder)
         # No version bump for a plain join: newcomers rank after everyone, so they change nobody's parents, and
         # waking every member of a large swarm per join would be a storm.
         return self.view(digest, peer_id, now)
@@ -288,7 +321,7 @@ class Scheduler:
         member = swarm.members.get(peer_id)
         if member is None:
             raise UnknownSwarm(digest)
-        self._ensure_feeder(swarm, peer_id)
+        self._ensure_feeder(swarm, peer_id, now)
         role = ROLE_FEEDER if swarm.feeder == peer_id else ROLE_CHILD
         if role == ROLE_CHILD and not member.done:
             self._choose_parents(swarm, member)
@@ -326,11 +359,46 @@ class Scheduler:
             raise UnknownSwarm(digest)
         return swarm
 
-    def _ensure_feeder(self, swarm: Swarm, asking: str) -> None:
-        """Exactly one member goes to the upstream while nobody has the whole blob."""
+    def _claim(self, swarm: Swarm, member: Member, claimed: dict[int, str], now: float) -> None:
+        """The digests a joining member holds pieces by. While the swarm has no feeder (a restart lost it, or it
+        died), they are what the swarm publishes: per piece, the digest most members claim (while the swarm is
+        rebuilt, a later majority overrules an earlier claim; after, the published one stays). A piece whose
+        claimed digest differs from the published one does not count as held: nobody is sent for it."""
+        open_to_claims = swarm.feeder is None and not swarm.completed_members
+        rebuilding = now < swarm.rebuilding_until
+        changed = False
+        for index, sha256 in claimed.items():
+            if not (0 <= index < swarm.layout.count and member.pieces >> index & 1):
+                continue
+            claimants = swarm.claims.setdefault(index, {})
+            claimants.setdefault(sha256, set()).add(member.peer_id)
+            published = swarm.piece_digests[index]
+            if open_to_claims and (not published or (rebuilding and published != sha256 and len(
+                claimants[sha256]) > len(claimants.get(published, ())))):
+                swarm.piece_digests[index] = sha256
+                swarm.digest_feeders.add(member.peer_id)
+                changed = True
+        if changed:
+            for other in swarm.members.values():
+                for index, claimants in swarm.claims.items():
+                    if other.pieces >> index & 1 and other.peer_id not in claimants.get(swarm.piece_digests[index], ()):
+                        other.pieces &= ~(1 << index)
+            while swarm.known_prefix < swarm.layout.count and swarm.piece_digests[swarm.known_prefix]:
+                swarm.known_prefix += 1
+            self._wakes[swarm.digest] = None
+        for index in range(swarm.layout.count):
+            published = swarm.piece_digests[index]
+            if member.pieces >> index & 1 and published != claimed.get(index, published):
+                member.pieces &= ~(1 << index)
+
+    def _ensure_feeder(self, swarm: Swarm, asking: str, now: float = 0.0, was_feeder: bool = False) -> None:
+        """Exactly one member goes to the upstream while nobody has the whole blob (while a swarm is rebuilt after
+        a restart, only the member that was its feeder)."""
         if swarm.feeder is not None or swarm.completed_members or asking in swarm.blocked:
             return
         if asking in self.suspects.quarantined:
+            return
+        if now < swarm.rebuilding_until and not was_feeder:
             return
         swarm.feeder = asking
         member = swarm.members[asking]

@@ -183,7 +183,9 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         digest = digest_of(call)
         req = JoinRequest.parse(await call.json())
         peer_id = authenticated(call, req.peer_id)
-        view = scheduler.join(digest, peer_id, req.size, hex_to_mask(req.pieces), time.monotonic())
+        view = scheduler.join(
+            digest, peer_id, req.size, hex_to_mask(req.pieces), time.monotonic(), req.piece_digests, req.was_feeder
+        )
         wake_waiters()
         return json_answer(view.to_json())
 
