@@ -94,6 +94,10 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
     for server in servers:
+        # The supernode answers its long-polls at once (supernode/server.py), so the stop need not wait them out.
+        begin_stop = getattr(server.config.app, "begin_stop", None)
+        if callable(begin_stop):
+            begin_stop()
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     waiter.cancel()

@@ -137,8 +137,12 @@ class FastPath:
     Starlette would route to the same endpoint.
     """
 
-    def __init__(self, app: ASGIApp, endpoints: Mapping[ApiRoute, Endpoint]) -> None:
+    def __init__(
+        self, app: ASGIApp, endpoints: Mapping[ApiRoute, Endpoint], begin_stop: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
+        # Called by the process runner on SIGTERM before the server stops accepting (damselfly/cli.py).
+        self.begin_stop = begin_stop or (lambda: None)
         self.routes: dict[tuple[str, str, str], Endpoint] = {}
         for route, endpoint in endpoints.items():
             if (key := route.fast_key) is not None:

@@ -30,6 +30,13 @@ class SwarmNotifier:
         if not swarm:
             del self._waiters[digest]
 
+    def notify_everyone(self) -> None:
+        """Wake every waiting view (the supernode is stopping)."""
+        waiting, self._waiters = self._waiters, {}
+        for swarm in waiting.values():
+            for waiters in swarm.values():
+                _wake_all(waiters)
+
     async def wait(self, digest: str, peer_id: str, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()

@@ -55,6 +55,7 @@ from .scheduler import Scheduler, UnknownSwarm
 
 log = logging.getLogger(__name__)
 TOKEN = TOKEN_HEADER.lower().encode()
+STOPPING = "the supernode is stopping: keep to your parents and join again when it is back"
 CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 PEER = PEER_HEADER.lower().encode()
 AUTHORIZATION = b"authorization"
@@ -75,6 +76,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     )
     quarantined_gauge = Gauge("damselfly_supernode_quarantined_hosts", "Hosts in quarantine", registry=metrics)
     token = config.join_token.encode()
+    stopping = False
     addresses = AddressPolicy(config.peer_networks)
     # The operator let it run without a secret beyond loopback (damselfly/cluster_secret.py): probes are told too.
     health = Health(insecure_open_cluster=not config.join_token and config.insecure_open_cluster)
@@ -218,10 +220,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         peer_id, since, digests_from = authenticated(call, query.peer_id), query.since, query.digests_from
         deadline = time.monotonic() + min(max(query.wait, 0.0), config.view_wait)
         # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
-        while not scheduler.news_for(digest, peer_id, since, digests_from):
+        while not stopping and not scheduler.news_for(digest, peer_id, since, digests_from):
             if not (left := deadline - time.monotonic()) > 0:
                 break
             await notifier.wait(digest, peer_id, left)
+        if stopping:
+            return error_answer(503, STOPPING)
         return json_answer(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
 
     async def list_swarms(call: Call) -> Answer:
@@ -308,5 +312,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
     app = Starlette(
         routes=[Route(r.path, endpoints[r], methods=[r.method]) for r in routes.ROUTES], lifespan=lifespan
     )
+    def begin_stop() -> None:
+        """SIGTERM: every long-polled view is answered at once that the supernode is stopping, so that the peers
+        keep to their parents and join again once it is back, rather than the stop waiting out their polls."""
+        nonlocal stopping
+        stopping = True
+        notifier.notify_everyone()
+
     # The frequent requests skip Starlette's layers, to the same endpoints.
-    return FastPath(app, endpoints)
+    return FastPath(app, endpoints, begin_stop)
