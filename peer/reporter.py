@@ -70,6 +70,11 @@ class SwarmReporter:
                 self.digest, ReportRequest(peer_id=self.peer_id, pieces=mask_to_hex(self.mask), bad_feeder=True)
             )
 
+    async def flush(self) -> None:
+        """Send what is pending now (the feeder's last pieces, before its view long-poll goes)."""
+        with contextlib.suppress(SupernodeUnavailable):
+            await self._send(done=False, failed=False)
+
     async def finish(self, *, done: bool) -> None:
         """Stop batching and send the last word (done, or failed)."""
         if self._task is not None:

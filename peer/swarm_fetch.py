@@ -187,6 +187,10 @@ class SwarmFetch:
         keeper = asyncio.create_task(self._keep_feeding(view))
         try:
             await self.fill.run(source)
+            if self.reporter is not None:
+                # Every piece reported before the long-poll goes: the supernode takes a feeder's view cut off
+                # mid-blob for its death (supernode/scheduler.py, feeder_disconnected).
+                await self.reporter.flush()
         finally:
             keeper.cancel()
             with contextlib.suppress(BaseException):

@@ -91,6 +91,11 @@ class Call:
             if not message.get("more_body", False):
                 return raw
 
+    async def disconnected(self) -> None:
+        """Returns once the client has gone (its connection closed or reset); for a request without a body."""
+        while (await self.receive())["type"] != "http.disconnect":
+            pass
+
     async def json(self) -> dict[str, Any]:
         raw = await self.body()
         try:

@@ -243,6 +243,17 @@ class Scheduler:
         if failed:
             self._leave(swarm, peer_id)
 
+    def feeder_disconnected(self, digest: str, peer_id: str) -> None:
+        """The feeder's long-polled view was cut off before its answer: its process died (a feeder that finished
+        has reported every piece first, peer/swarm_fetch.py). It leaves the swarm, and the first member to ask is
+        promoted, from where the swarm stands."""
+        swarm = self.swarms.get(digest)
+        member = swarm.members.get(peer_id) if swarm is not None else None
+        if swarm is None or member is None or swarm.feeder != peer_id or member.pieces == swarm.complete_mask:
+            return
+        log.info("feeder %s of %s went away mid-blob: another member takes over", peer_id, digest)
+        self._leave(swarm, peer_id)
+
     def reset(self, swarm: Swarm, reporter: str, now: float) -> None:
         """The published piece digests did not assemble into the blob (`reporter` found it): whoever set them is
         blocked from the swarm and struck, the digests are withdrawn, and every member's pieces are void. The

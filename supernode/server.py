@@ -219,11 +219,27 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         query = ViewQuery.parse(call.query())
         peer_id, since, digests_from = authenticated(call, query.peer_id), query.since, query.digests_from
         deadline = time.monotonic() + min(max(query.wait, 0.0), config.view_wait)
-        # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
-        while not stopping and not scheduler.news_for(digest, peer_id, since, digests_from):
-            if not (left := deadline - time.monotonic()) > 0:
-                break
-            await notifier.wait(digest, peer_id, left)
+        swarm = scheduler.swarms.get(digest)
+        # The feeder's own long-poll: its connection reset means its process died, news not to wait 8 s for.
+        gone = asyncio.ensure_future(call.disconnected()) if swarm is not None and swarm.feeder == peer_id else None
+        try:
+            # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
+            while not stopping and not scheduler.news_for(digest, peer_id, since, digests_from):
+                if not (left := deadline - time.monotonic()) > 0:
+                    break
+                if gone is None:
+                    await notifier.wait(digest, peer_id, left)
+                    continue
+                waiting = asyncio.ensure_future(notifier.wait(digest, peer_id, left))
+                await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if gone.done():
+                    waiting.cancel()
+                    scheduler.feeder_disconnected(digest, peer_id)
+                    wake_waiters()
+                    return error_answer(400, "client disconnected")
+        finally:
+            if gone is not None:
+                gone.cancel()
         if stopping:
             return error_answer(503, STOPPING)
         return json_answer(scheduler.view(digest, peer_id, time.monotonic(), digests_from).to_json())
