@@ -229,8 +229,15 @@ async def test_a_restarted_supernode_takes_the_host_back_when_it_registers_again
     assert (await call(after, "POST", heartbeat, headers=old.headers))[0] == 403  # the old process's credential
 
 
-async def test_the_secret_is_never_answered_or_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_secret_is_never_answered_or_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another test may have turned httpx's logger off or away from the root; this one must see what it logs.
+    httpx_log = logging.getLogger("httpx")
+    monkeypatch.setattr(httpx_log, "disabled", False)
+    monkeypatch.setattr(httpx_log, "propagate", True)
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")
     app, _ = supernode()
     secret = secret_of("p0")
     answers: list[bytes] = []
