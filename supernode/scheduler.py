@@ -164,15 +164,15 @@ class Scheduler:
         `rebuild_grace` seconds nobody but the member that was its feeder is made the feeder, so that the others
         do not go to the upstream for what the swarm already holds."""
         record = self._peer(peer_id, now)
-        pieces &= (1 << PieceLayout(size, choose_piece_size(size)).count) - 1
         swarm = self.swarms.get(digest)
         if swarm is None:
             layout = PieceLayout(size, choose_piece_size(size))
             swarm = Swarm(digest, layout, [""] * layout.count, touched=now)
             self.swarms[digest] = swarm
-            if pieces:
+            if pieces & swarm.complete_mask:
                 swarm.rebuilding_until = now + self.config.rebuild_grace
                 self._rebuilding.add(digest)
+        pieces &= swarm.complete_mask
         swarm.touched = now
         member = swarm.members.get(peer_id)
         if member is None:
@@ -185,7 +185,7 @@ class Scheduler:
             swarm.members[peer_id] = member
             swarm.roster_index[peer_id] = len(swarm.roster)
             swarm.roster.append(peer_id)
-        member.pieces = pieces & swarm.complete_mask
+        member.pieces = pieces
         if claimed:
             self._claim(swarm, member, claimed, now)
         if member.pieces == swarm.complete_mask and swarm.layout.count and peer_id not in self.suspects.quarantined:
