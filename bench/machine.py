@@ -58,7 +58,7 @@ def _version(args: list[str]) -> str:
 
 def code_version() -> str:
     """The commit the measured code is at, and whether the tree had uncommitted changes (read-only git)."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     try:
         commit = run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], timeout=10.0).stdout.strip()
         dirty = run(
