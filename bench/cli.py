@@ -15,6 +15,7 @@ COMMANDS = ("bench", "simulate")
 # Root-owned by default (the cluster benchmark runs as root): no shared /tmp paths.
 DEFAULT_WORKDIR = str(Path.home() / ".cache" / "damselfly-bench")
 DEFAULT_OUTPUT = "docs/benchmarks.md"
+DEFAULT_DISRUPT_OUTPUT = "docs/reliability.md"
 
 
 def add_commands(commands: Any) -> None:
@@ -29,6 +30,20 @@ def add_commands(commands: Any) -> None:
         default="a,b,c,loopback",
         help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: these four), "
         "supernode (one supernode process under the peers' HTTP load; not in the default)",
+    )
+    # The names and their meaning live in bench/disrupt.py, which this light module must not import.
+    bench.add_argument(
+        "--disrupt",
+        default="",
+        help="with --scenarios c: comma-separated faults injected into the storm, each priced against an "
+        "undisturbed storm in the same run: supernode-kill, supernode-restart, supernode-stop, feeder-kill "
+        "(report: --disrupt-output)",
+    )
+    bench.add_argument("--disrupt-at", type=float, default=3.0, help="seconds into the storm of the fault (default 3)")
+    bench.add_argument("--runs", type=int, default=3, help="runs of each --disrupt fault, each two storms (default 3)")
+    bench.add_argument(
+        "--disrupt-output", default=DEFAULT_DISRUPT_OUTPUT,
+        help=f"Markdown report the --disrupt figures go into (default {DEFAULT_DISRUPT_OUTPUT})",
     )
     bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
     bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")

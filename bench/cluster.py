@@ -12,17 +12,19 @@ import json
 import secrets
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import damselfly
 
-from .image import CachedImage, cached_image, layer_sizes
+from .image import CachedImage, ImageInfo, cached_image, layer_sizes
 from .machine import CpuMeter, load_average
 from .netns import Host, Topology
 from .procs import Proc, ProcessSet, cpu_seconds, run
-from .pull import pull_everywhere
+from .pull import PullOutcome, pull_everywhere
 from .registry import (
     READY_LINE,
     blob_bytes_served,
@@ -32,7 +34,7 @@ from .registry import (
     registry_proc,
     settle,
 )
-from .results import ClusterReport, ScenarioResult
+from .results import ClusterReport, DisruptionEvent, ScenarioResult
 
 REGISTRY_PORT = 5000
 SUPERNODE_PORT = 8002
@@ -64,18 +66,61 @@ def python_env() -> dict[str, str]:
     return {"PYTHONPATH": str(Path(damselfly.__file__).resolve().parents[1])}
 
 
+@dataclass(frozen=True, slots=True)
+class Network:
+    """The hosts and the upstream of one benchmark run; storms run in it one after the other."""
+
+    topo: Topology
+    upstream: Host
+    hosts: list[Host]
+    image: CachedImage
+    sizes: list[int]
+    rundir: Path
+
+    @property
+    def upstream_log(self) -> Path:
+        return self.rundir / "upstream.log"
+
+
+@dataclass(slots=True)
+class DamselflyDaemons:
+    """Scenario (c)'s running daemons, as a fault injected into its storm sees them (bench/disrupt.py)."""
+
+    sn: Host
+    supernode_url: str
+    supernode: Proc
+    peers: list[tuple[Host, Proc]]
+    image: ImageInfo
+    # A file (mode 0600) holding the operators' `Authorization` header, for `curl -H @FILE`: the token is never on a
+    # command line.
+    operator_header: Path
+    # Starts the supernode again on the same address, with the same flags and secrets; returns once it answers.
+    restart_supernode: Callable[[], Proc]
+
+
+class Fault(Protocol):
+    """Something done to a running storm of scenario (c)."""
+
+    def start(self, daemons: DamselflyDaemons, pulls_started: float) -> None:
+        """Called as the pulls start (`time.monotonic()` of that moment); must return at once."""
+
+    def finish(self) -> DisruptionEvent:
+        """Called once the pulls ended: waits for the fault's own work, says what was done."""
+
+
 class ClusterBench:
     def __init__(self, settings: ClusterSettings, workdir: Path, log: Log) -> None:
         self.settings = settings
         self.workdir = workdir
         self.log = log
 
-    def run(self) -> ClusterReport:
+    @contextmanager
+    def network(self) -> Iterator[Network]:
+        """The namespaces, links and the upstream registry serving the cached image; all removed on leaving."""
         s = self.settings
         sizes = layer_sizes(s.image_bytes)
         self.log(f"image of {len(sizes)} random layers ({', '.join(f'{b / 1e6:.1f}' for b in sizes)} MB)")
         image = cached_image(self.workdir / "cache", sizes)
-        results = []
         with Topology() as topo, ProcessSet() as procs:
             rundir = self.workdir / "runs" / topo.name
             self.log(f"network {topo.name}: {s.hosts} hosts in namespaces on {topo.subnet}.0/24, logs in {rundir}")
@@ -84,16 +129,26 @@ class ClusterBench:
             config = registry_config(image.storage, f"0.0.0.0:{REGISTRY_PORT}", readonly=True)
             registry = procs.start(registry_proc(rundir, "upstream", config, prefix=upstream.cmd()))
             registry.wait_for_log(READY_LINE, s.start_timeout)
+            yield Network(topo, upstream, hosts, image, sizes, rundir)
+
+    def scenario(self, net: Network, key: str, rundir: Path) -> Scenario:
+        return Scenario(self, net.topo, net.upstream, net.hosts, net.image, rundir, net.upstream_log)
+
+    def run(self) -> ClusterReport:
+        s = self.settings
+        results = []
+        with self.network() as net:
             for key in s.scenarios:
                 self.log(f"scenario ({key}) {SCENARIOS[key]}: {s.hosts} hosts pull at once")
-                scenario = Scenario(self, topo, upstream, hosts, image, rundir / key, rundir / "upstream.log")
-                result = scenario.run(key)
+                result = self.scenario(net, key, net.rundir / key).run(key)
                 self.log(
                     f"  upstream {result.upstream_ratio:.2f}x image, all done {result.all_done:.1f}s "
                     f"({result.time_ratio:.2f}x link time), p50 {result.p50:.1f}s, digests ok: {result.digests_ok}"
                 )
                 results.append(result)
-        return ClusterReport(s.hosts, s.upstream_mbit, s.host_mbit, image.info.blob_bytes, sizes, results, topo.name)
+        return ClusterReport(
+            s.hosts, s.upstream_mbit, s.host_mbit, net.image.info.blob_bytes, net.sizes, results, net.topo.name
+        )
 
 
 class Scenario:
@@ -118,22 +173,29 @@ class Scenario:
         # The scenario's daemons by kind, whose CPU time is reported: where a 2-core machine's time goes.
         self.daemons: dict[str, list[Proc]] = {}
         self.peers: list[tuple[Host, Proc]] = []
+        self.damselfly: DamselflyDaemons | None = None
 
     @property
     def upstream_url(self) -> str:
         return f"http://{self.upstream.ip}:{REGISTRY_PORT}"
 
-    def run(self, key: str) -> ScenarioResult:
+    def run(self, key: str, fault: Fault | None = None) -> ScenarioResult:
+        """One storm; with `fault` (scenario c only), that fault is injected into it."""
+        if fault is not None and key != "c":
+            raise ValueError("faults are injected into scenario (c) only")
         try:
-            return self._measure(key)
+            return self._measure(key, fault)
         finally:
             # Pulled images, peers' stores and the cache's storage are big and of no use after the run (also
             # after a failure or Ctrl-C); the logs stay.
             for bulky in ("out", "data", "cache-storage"):
                 shutil.rmtree(self.rundir / bulky, ignore_errors=True)
+            # The operators' token is of no use after the run either, and is a secret.
+            (self.rundir / "operator-header").unlink(missing_ok=True)
 
-    def _measure(self, key: str) -> ScenarioResult:
+    def _measure(self, key: str, fault: Fault | None) -> ScenarioResult:
         s = self.settings
+        event: DisruptionEvent | None = None
         with ProcessSet() as procs:
             refs = self._prepare(key, procs)
             settle(self.upstream_log)
@@ -142,7 +204,12 @@ class Scenario:
             load = load_average()
             meter = CpuMeter()
             pulls = [(h, ref, self.rundir / "out" / h.role) for h, ref in zip(self.hosts, refs, strict=True)]
-            outcomes = pull_everywhere(pulls, self.rundir, self.image.info, s.pull_timeout)
+            running = self.damselfly
+            at_start = None if fault is None or running is None else lambda t: fault.start(running, t)
+            outcomes = pull_everywhere(pulls, self.rundir, self.image.info, s.pull_timeout, at_start)
+            if fault is not None:
+                event = fault.finish()
+                outcomes = _excuse(outcomes, event)
             busy = meter.busy()
             for kind, daemons in self.daemons.items():
                 self.extra[f"{kind}_cpu_seconds"] = sum(cpu_seconds(d.pid) for d in daemons)
@@ -164,9 +231,12 @@ class Scenario:
             host_seconds=[o.seconds for o in outcomes],
             digests_ok=all(o.digests_ok for o in outcomes),
             failures=failures[:20],
+            failed_pulls=sum(o.exit_code != 0 for o in outcomes),
+            digest_problems=sum(o.exit_code == 0 and not o.digests_ok for o in outcomes),
             cpu_busy=busy,
             load_before=load,
             extra=self.extra,
+            event=event,
         )
 
     def _prepare(self, key: str, procs: ProcessSet) -> list[str]:
@@ -189,12 +259,21 @@ class Scenario:
         sn = self.topo.hosts.get("sn") or self.topo.add_host("sn", 3, self.settings.host_mbit)
         # The daemons listen beyond loopback (on the bridge): they need the cluster's secret, from the environment.
         env = {**python_env(), "DAMSELFLY_JOIN_TOKEN": secrets.token_urlsafe(32)}
-        supernode = procs.start(
-            Proc(sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}",
-                                    "--log-level", self.settings.log_level)),
-                 log_path=self.rundir / "supernode.log", name="supernode", env=env)
-        )
-        supernode.wait_for_http(f"http://{sn.ip}:{SUPERNODE_PORT}/healthz", self.settings.start_timeout, sn.cmd())
+        # The operators' token opens the supernode's listings, which a fault reads to find its target.
+        operator_token = secrets.token_urlsafe(32)
+        supernode_env = {**env, "DAMSELFLY_OPERATOR_TOKEN": operator_token}
+        supernode_args = sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}",
+                                            "--log-level", self.settings.log_level))
+        supernode_url = f"http://{sn.ip}:{SUPERNODE_PORT}"
+
+        def start_supernode() -> Proc:
+            # Appends to the same log, so a restarted supernode's lines follow the killed one's.
+            proc = procs.start(Proc(supernode_args, log_path=self.rundir / "supernode.log", name="supernode",
+                                    env=supernode_env))
+            proc.wait_for_http(f"{supernode_url}/healthz", self.settings.start_timeout, sn.cmd())
+            return proc
+
+        supernode = start_supernode()
         for host in self.hosts:
             args = python_cmd(
                 "peer",
@@ -214,6 +293,18 @@ class Scenario:
             peer.wait_for_http(f"http://{MIRROR}/healthz", self.settings.start_timeout, host.cmd())
         self.daemons = {"supernode": [supernode], "peer": [p for _, p in self.peers]}
 
+        def restart_supernode() -> Proc:
+            proc = start_supernode()
+            self.daemons["supernode"].append(proc)
+            return proc
+
+        header = self.rundir / "operator-header"
+        header.write_text("")
+        header.chmod(0o600)
+        header.write_text(f"Authorization: Bearer {operator_token}\n")
+        self.damselfly = DamselflyDaemons(sn, supernode_url, supernode, self.peers, self.image.info, header,
+                                          restart_supernode)
+
     def _collect_peer_stats(self) -> None:
         """Sum the peers' own counters (GET /stats on each host's proxy)."""
         for host, _ in self.peers:
@@ -224,3 +315,16 @@ class Scenario:
                 stats = {}
             for name in ("bytes_from_upstream", "bytes_from_peers", "upload_bytes", "fallbacks", "corrupt_pieces"):
                 self.extra[name] = self.extra.get(name, 0.0) + float(stats.get(name, 0))
+
+
+def _excuse(outcomes: list[PullOutcome], event: DisruptionEvent) -> list[PullOutcome]:
+    """The outcomes of the hosts the fault left alone; the killed host's own pull goes into the event."""
+    kept = []
+    for outcome in outcomes:
+        if outcome.host != event.target:
+            kept.append(outcome)
+        elif outcome.digests_ok:
+            event.killed_pull = f"done right in {outcome.seconds:.1f} s"
+        else:
+            event.killed_pull = f"after {outcome.seconds:.1f} s: {'; '.join(outcome.problems)[:300]}"
+    return kept

@@ -15,6 +15,8 @@ from types import FrameType
 from typing import Any
 
 from .cluster import SCENARIOS, ClusterBench, ClusterSettings
+from .disrupt import KINDS, DisruptionBench, DisruptionSettings
+from .disrupt_report import SECTION, disruption_markdown, part_id
 from .loopback import LoopbackBench, LoopbackSettings
 from .machine import machine
 from .netns import cleanup_abandoned
@@ -62,6 +64,8 @@ def bench(args: argparse.Namespace) -> int:
         log(f"removed {len(removed)} abandoned namespaces" + (f": {', '.join(removed)}" if removed else ""))
         return 0
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if args.disrupt:
+        return disrupt(args, scenarios)
     unknown = set(scenarios) - {*SCENARIOS, "loopback", "supernode"}
     if unknown:
         print(f"damselfly bench: unknown scenarios {sorted(unknown)}", file=sys.stderr)
@@ -106,6 +110,39 @@ def bench(args: argparse.Namespace) -> int:
     return 0 if _all_digests_ok(results) else 1
 
 
+def disrupt(args: argparse.Namespace, scenarios: list[str]) -> int:
+    """`--disrupt`: faults injected into scenario (c)'s storm, each run against an undisturbed storm."""
+    kinds = tuple(k.strip() for k in args.disrupt.split(",") if k.strip())
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        print(f"damselfly bench: unknown --disrupt {sorted(unknown)} (known: {', '.join(KINDS)})", file=sys.stderr)
+        return 2
+    if scenarios != ["c"]:
+        print("damselfly bench: --disrupt applies to scenario c alone: add --scenarios c", file=sys.stderr)
+        return 2
+    if args.runs < 1 or args.disrupt_at < 0:
+        print("damselfly bench: --runs must be at least 1 and --disrupt-at not negative", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("damselfly bench: scenario c needs root (network namespaces, tc)", file=sys.stderr)
+        return 2
+    hosts, image_mb = (3, 6.0) if args.quick else (args.hosts, args.image_mb)
+    settings = ClusterSettings(
+        hosts=hosts, upstream_mbit=args.upstream_mbit, host_mbit=args.host_mbit, image_bytes=int(image_mb * 1e6),
+        scenarios=("c",), log_level=args.daemon_log_level,
+    )
+    faults = DisruptionSettings(kinds=kinds, at=args.disrupt_at, runs=args.runs)
+    reports = DisruptionBench(settings, faults, Path(args.workdir), log).run()
+    host = machine()
+    output = Path(args.disrupt_output)
+    for report in reports:
+        update_section(output, part_id(report.kind), disruption_markdown(report, command_line(args), host),
+                       inside=SECTION)
+    _write_json(args.json, {"machine": asdict(host), "disruptions": [_dump(r) for r in reports]})
+    log(f"results written to {output}")
+    return 0 if all(not r.problems for r in reports) else 1
+
+
 def simulate_command(args: argparse.Namespace) -> int:
     settings = SimSettings(
         hosts=args.hosts,
@@ -138,6 +175,8 @@ def _dump(obj: Any) -> Any:
     for key, value in data.items():
         if isinstance(value, list) and value and hasattr(getattr(obj, key)[0], "__dataclass_fields__"):
             data[key] = [_dump(item) for item in getattr(obj, key)]
+        elif isinstance(value, dict) and hasattr(getattr(obj, key), "__dataclass_fields__"):
+            data[key] = _dump(getattr(obj, key))
     return data
 
 

@@ -112,6 +112,12 @@ class Proc:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 popen.wait(10.0)
 
+    def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send `sig` to the whole group now: a fault injected on purpose (`stop` is the orderly end). Reap it
+        with `wait`."""
+        if self._popen is not None and self._popen.returncode is None:
+            self._signal(sig)
+
     def _signal(self, sig: signal.Signals) -> None:
         assert self._popen is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +34,16 @@ def skopeo_args(ref: str, out: Path) -> list[str]:
 
 
 def pull_everywhere(
-    pulls: list[tuple[Host, str, Path]], logs: Path, image: ImageInfo, timeout: float
+    pulls: list[tuple[Host, str, Path]],
+    logs: Path,
+    image: ImageInfo,
+    timeout: float,
+    at_start: Callable[[float], None] | None = None,
 ) -> list[PullOutcome]:
-    """Start `skopeo copy` for (host, image reference, output dir) all at once; wait for all; verify."""
+    """Start `skopeo copy` for (host, image reference, output dir) all at once; wait for all; verify.
+
+    `at_start` is called with the start's `time.monotonic()` once every pull is started (a fault's clock).
+    """
     procs = []
     for host, ref, out in pulls:
         shutil.rmtree(out, ignore_errors=True)
@@ -56,6 +63,8 @@ def pull_everywhere(
     start = time.monotonic()
     for proc in procs:
         proc.start()
+    if at_start is not None:
+        at_start(start)
     threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(len(procs))]
     for thread in threads:
         thread.start()

@@ -27,16 +27,35 @@ def _markers(section: str) -> tuple[str, str]:
     return f"<!-- generated: {section} begin -->", f"<!-- generated: {section} end -->"
 
 
-def update_section(path: Path, section: str, body: str) -> None:
-    """Replace (or append) one generated section of the file, keeping the rest."""
+def replace_section(text: str, section: str, body: str) -> str:
+    """`text` with one generated section replaced by `body` (or appended), the rest as it was."""
     begin, end = _markers(section)
-    text = path.read_text() if path.exists() else NEW_FILE
     block = f"{begin}\n{body.rstrip()}\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
+        return pattern.sub(lambda _: block, text, count=1)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def section_body(text: str, section: str) -> str | None:
+    """What stands between a generated section's markers; None when the text has no such section."""
+    begin, end = _markers(section)
+    found = re.search(re.escape(begin) + r"\n?(.*?)" + re.escape(end), text, re.DOTALL)
+    return found.group(1) if found else None
+
+
+def update_section(path: Path, section: str, body: str, *, inside: str = "", new_file: str = NEW_FILE) -> None:
+    """Replace (or append) one generated section of the file, keeping the rest.
+
+    With `inside`, the section lives within that outer generated section (created if missing), so several runs
+    each own a part of one block: the others' parts stay.
+    """
+    text = path.read_text() if path.exists() else new_file
+    if inside:
+        outer = section_body(text, inside) or ""
+        text = replace_section(text, inside, replace_section(outer, section, body).strip("\n"))
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+        text = replace_section(text, section, body)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text if text.endswith("\n") else text + "\n")

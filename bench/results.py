@@ -7,6 +7,30 @@ from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
+class DisruptionEvent:
+    """What was done to a storm, and when (seconds after the pulls started)."""
+
+    kind: str
+    planned_at: float
+    # When the signal was sent; None: it never was (see error).
+    fired_at: float | None = None
+    # "supernode", or the role of the host whose peer was killed.
+    target: str = ""
+    # The supernode's peer id of the killed host, and the blob it was feeding (feeder-kill).
+    target_peer: str = ""
+    target_digest: str = ""
+    # When the stopped supernode exited, and when the new one answered /healthz (the restart kinds).
+    exited_at: float | None = None
+    restarted_at: float | None = None
+    # The killed host's own pull: not counted as a failure, reported for what it is.
+    killed_pull: str = ""
+    # Anything that went otherwise than planned without making the run void (a late exit).
+    note: str = ""
+    # The fault could not be injected as asked: the run says nothing about the fault.
+    error: str = ""
+
+
+@dataclass(slots=True)
 class ScenarioResult:
     key: str
     name: str
@@ -20,11 +44,17 @@ class ScenarioResult:
     host_seconds: list[float]
     digests_ok: bool
     failures: list[str] = field(default_factory=list)
+    # Pulls whose skopeo failed (or timed out), and pulls that ended with a wrong or missing blob.
+    failed_pulls: int = 0
+    digest_problems: int = 0
     # Share of the machine's CPU time that was busy during the pulls (other users of the machine included).
     cpu_busy: float = 0.0
     load_before: float = 0.0
     # Scenario-specific figures (peer counters, daemon CPU seconds).
     extra: dict[str, float] = field(default_factory=dict)
+    # The fault injected into this storm (bench/disrupt.py); None: an undisturbed storm. The host it killed, if any,
+    # is left out of host_seconds, digests_ok and failures: its own pull is in the event.
+    event: DisruptionEvent | None = None
 
     @property
     def upstream_ratio(self) -> float:
@@ -88,3 +118,52 @@ class LoopbackReport:
     clients: int
     comparisons: list[Comparison]
     extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class DisruptionPair:
+    """One run of a disruption: an undisturbed storm and a disrupted one, in the same network, one after the other."""
+
+    undisturbed: ScenarioResult
+    disrupted: ScenarioResult
+
+    @property
+    def time_ratio(self) -> float:
+        return self.disrupted.all_done / self.undisturbed.all_done if self.undisturbed.all_done else float("nan")
+
+
+@dataclass(slots=True)
+class DisruptionReport:
+    kind: str
+    description: str
+    disrupt_at: float
+    hosts: int
+    upstream_mbit: int
+    host_mbit: int
+    image_bytes: int
+    layer_bytes: list[int]
+    runs: list[DisruptionPair]
+    network: str = ""
+
+    @property
+    def time_ratios(self) -> list[float]:
+        return [r.time_ratio for r in self.runs]
+
+    @property
+    def median_time_ratio(self) -> float:
+        return statistics.median(self.time_ratios) if self.runs else float("nan")
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the runs do not count or a pull went wrong (nothing: the empty list); not whether they were fast."""
+        found: list[str] = []
+        for index, run in enumerate(self.runs, 1):
+            for label, storm in (("undisturbed", run.undisturbed), ("disrupted", run.disrupted)):
+                if not storm.digests_ok:
+                    found += [f"run {index} {label}: {f}" for f in storm.failures] or [f"run {index} {label}: wrong"]
+            event = run.disrupted.event
+            if event is None or event.error:
+                found.append(f"run {index}: fault not injected: {event.error if event else 'no event'}")
+            elif event.fired_at is None or event.fired_at >= run.disrupted.all_done:
+                found.append(f"run {index}: the storm was over before the fault (make --disrupt-at smaller)")
+        return found
