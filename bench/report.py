@@ -27,6 +27,10 @@ def _markers(section: str) -> tuple[str, str]:
     return f"<!-- generated: {section} begin -->", f"<!-- generated: {section} end -->"
 
 
+# A whole generated section, whatever its id.
+_BLOCK = re.compile(r"<!-- generated: (\S+) begin -->.*?<!-- generated: \1 end -->", re.DOTALL)
+
+
 def replace_section(text: str, section: str, body: str) -> str:
     """`text` with one generated section replaced by `body` (or appended), the rest as it was."""
     begin, end = _markers(section)
@@ -52,8 +56,9 @@ def update_section(path: Path, section: str, body: str, *, inside: str = "", new
     """
     text = path.read_text() if path.exists() else new_file
     if inside:
-        outer = section_body(text, inside) or ""
-        text = replace_section(text, inside, replace_section(outer, section, body).strip("\n"))
+        # Only the parts stay inside the outer block: a placeholder ("not measured yet") goes with the first part.
+        parts = "\n\n".join(m.group(0) for m in _BLOCK.finditer(section_body(text, inside) or ""))
+        text = replace_section(text, inside, replace_section(parts, section, body).strip("\n"))
     else:
         text = replace_section(text, section, body)
     path.parent.mkdir(parents=True, exist_ok=True)
