@@ -326,5 +326,6 @@ def _excuse(outcomes: list[PullOutcome], event: DisruptionEvent) -> list[PullOut
         elif outcome.digests_ok:
             event.killed_pull = f"done right in {outcome.seconds:.1f} s"
         else:
-            event.killed_pull = f"after {outcome.seconds:.1f} s: {'; '.join(outcome.problems)[:300]}"
+            problems = " ".join("; ".join(outcome.problems).split())
+            event.killed_pull = f"failed after {outcome.seconds:.1f} s: {problems[:300]}"
     return kept
