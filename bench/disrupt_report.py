@@ -48,7 +48,7 @@ def disruption_markdown(report: DisruptionReport, command: str, host: Machine) -
         lines += [
             "",
             f"Disrupted / undisturbed: median {report.median_time_ratio:.2f} (spread {min(ratios):.2f}-"
-            f"{max(ratios):.2f}); upstream when disrupted {min(upstream):.2f}-{max(upstream):.2f}x the image. "
+            f"{max(ratios):.2f}); upstream when disrupted {min(upstream):.3f}-{max(upstream):.3f}x the image. "
             f"Issue [8]'s bounds: every run ≤ {MAX_TIME_RATIO}x the undisturbed storm "
             f"({'met' if time_met else '**not met**'}), upstream ≤ {MAX_UPSTREAM_RATIO:.2f}x the image "
             f"({'met' if upstream_met else '**not met**'}).",
