@@ -82,10 +82,15 @@ class BlobDownload:
         # Consumers may never look at the result; don't let an unobserved failure warn.
         self.result.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
         self._changed = asyncio.Event()
+        # Set when a piece lands, a start over voids them, or the download ends: not at each upstream chunk, which
+        # `_changed` also marks, so a child's long-poll of this host's view (`wait_for_news`) wakes for news only.
+        self._pieces_changed = asyncio.Event()
         # Moves at each fresh start (`_start_over`): a reader that was sent bytes of an earlier one is cut off.
         self._generation = 0
         self._live = LiveTail()
-        self._landing = PieceLanding(digest, partial, store=store, stats=stats, live=self._live, notify=self._notify)
+        self._landing = PieceLanding(
+            digest, partial, store=store, stats=stats, live=self._live, notify=self._notify_pieces
+        )
         self._fill = UpstreamFill(
             partial,
             self._landing,
@@ -124,6 +129,18 @@ class BlobDownload:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), left)
         return True
+
+    async def wait_for_news(self, known: int, timeout: float) -> None:
+        """Until the verified pieces here differ from the bitmask `known` (the child's last sight of them: a piece
+        landed, or a start over voided them), the download ended, or `timeout` passed: a child's long-poll of this
+        host's view while the supernode is away."""
+        deadline = time.monotonic() + timeout
+        while not self.result.done() and self.partial.mask == known:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._pieces_changed.wait(), left)
 
     async def read_range(self, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes start..end (inclusive) as their pieces are verified; the blob's end waits for the whole."""
@@ -220,7 +237,7 @@ class BlobDownload:
             log.warning("download of %s failed: %s", self.digest, exc)
             self._fail(exc if isinstance(exc, DownloadFailed) else DownloadFailed(str(exc)))
         finally:
-            self._notify()
+            self._notify_pieces()
 
     async def _fetch_and_land(self, source: RangeSource) -> Path:
         """The swarm first (if any), the upstream for the rest, then the whole-blob check.
@@ -275,7 +292,7 @@ class BlobDownload:
             self._generation += 1
         self.stats.swarm_restarts += 1
         await self._landing.reset()
-        self._notify()
+        self._notify_pieces()
 
     def _swarm_fetch(self, link: SwarmLink) -> SwarmFetch:
         return SwarmFetch(
@@ -299,3 +316,8 @@ class BlobDownload:
     def _notify(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
+
+    def _notify_pieces(self) -> None:
+        event, self._pieces_changed = self._pieces_changed, asyncio.Event()
+        event.set()
+        self._notify()

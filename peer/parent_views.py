@@ -2,8 +2,9 @@
 
 Without the supernode no new piece digests arrive and parents' holdings go stale, so a child would stall and
 fall back to the upstream, every child for every missing piece: the storm the swarm exists to prevent. Instead
-each child asks its parents (`GET /pieces/<digest>` on their upload servers) which pieces they hold verified and
-the digests of those. The feeder's own digests so travel down the tree, one level per round. A parent could lie
+each child asks its parents (`GET /pieces/<digest>?known=MASK&wait=S` on their upload servers, a long-poll that
+answers as soon as the parent's pieces differ from MASK) which pieces they hold verified and the digests of
+those. The feeder's own digests so travel down the tree, one level per round. A parent could lie
 about digests as a feeder could; the blob's own digest catches that before the last piece is served, and the host
 starts over (peer/download.py).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 from core.pieces import PieceLayout
 from supernode.api import TOKEN_HEADER, ParentInfo, mask_to_hex
@@ -28,13 +29,23 @@ MAX_VIEW_BYTES = 1 << 20
 VIEW_TIMEOUT = 3.0
 
 
-async def fetch_view(http: RawHttpClient, parent: ParentInfo, digest: str, join_token: str) -> PieceView | None:
-    """The parent's view, or None if it has none or cannot give one in time."""
+# How long a parent holds a child's view request while it has no news (a long-poll, as the supernode's views).
+VIEW_WAIT = 2.0
+# Pause before asking again a parent that gave no view (gone, or holding none of the blob).
+NO_VIEW_PAUSE = 1.0
+
+
+async def fetch_view(
+    http: RawHttpClient, parent: ParentInfo, digest: str, join_token: str, known: int = 0, wait: float = 0.0
+) -> PieceView | None:
+    """The parent's view, or None if it has none or cannot give one in time. While its verified pieces are those
+    of the bitmask `known`, the parent holds the request up to `wait` seconds for news."""
     headers = [(TOKEN_HEADER.encode(), join_token.encode())] if join_token else []
-    url = f"{parent.url.rstrip('/')}{piece_view_path(digest)}"
+    url = f"{parent.url.rstrip('/')}{piece_view_path(digest)}?known={known:x}&wait={wait:g}"
+    timeout = VIEW_TIMEOUT + wait
     try:
-        async with asyncio.timeout(VIEW_TIMEOUT):
-            response = await http.get(url, headers, head_timeout=VIEW_TIMEOUT)
+        async with asyncio.timeout(timeout):
+            response = await http.get(url, headers, head_timeout=timeout)
             try:
                 length = response.content_length
                 if response.status_code != 200 or length is None or not response.framed or length > MAX_VIEW_BYTES:
@@ -50,25 +61,32 @@ async def fetch_view(http: RawHttpClient, parent: ParentInfo, digest: str, join_
         return None
 
 
-async def refresh_parents(
-    http: RawHttpClient, parents: Sequence[ParentInfo], digest: str, layout: PieceLayout, join_token: str
-) -> tuple[list[ParentInfo], list[str]]:
-    """The parents as they see themselves now (those that answered; the others as they were), and the piece
-    digests they gave, by index ("" where none did). A view of another layout is ignored."""
-    views = await asyncio.gather(*(fetch_view(http, parent, digest, join_token) for parent in parents))
+@dataclass(frozen=True, slots=True)
+class ParentSight:
+    """What a child last learnt from one parent's own view."""
+
+    parent: ParentInfo  # its pieces: those it holds verified and gave the digests of
+    digests: list[str]  # by index, "" where it gave none
+    # The pieces as the parent stated them, the `known` of the next long-poll: were it the masked `parent.pieces`,
+    # a parent holding a piece it gives no digest of would answer at once, every time.
+    stated: int
+
+
+async def watch_parent(
+    http: RawHttpClient, parent: ParentInfo, stated: int, digest: str, layout: PieceLayout, join_token: str
+) -> ParentSight:
+    """The parent's view once its pieces differ from `stated` (or after VIEW_WAIT). A parent that gives no view,
+    or one of another layout, is returned as it was, after a pause."""
+    view = await fetch_view(http, parent, digest, join_token, stated, VIEW_WAIT)
     digests = [""] * layout.count
-    refreshed: list[ParentInfo] = []
+    if view is None or view.size != layout.blob_size or view.piece_size != layout.piece_size:
+        await asyncio.sleep(NO_VIEW_PAUSE)
+        return ParentSight(parent, digests, stated)
     complete = (1 << layout.count) - 1
-    for parent, view in zip(parents, views, strict=True):
-        if view is None or view.size != layout.blob_size or view.piece_size != layout.piece_size:
-            refreshed.append(parent)
-            continue
-        held = int(view.pieces or "0", 16) & complete
-        # Only pieces whose digests it gives count as held: a child cannot verify the others.
-        known = sum(1 << index for index in view.digests if 0 <= index < layout.count)
-        held &= known
-        for index, sha256 in view.digests.items():
-            if 0 <= index < layout.count and held >> index & 1 and not digests[index]:
-                digests[index] = sha256
-        refreshed.append(ParentInfo(parent.peer_id, parent.url, mask_to_hex(held), held == complete))
-    return refreshed, digests
+    stated = int(view.pieces or "0", 16)
+    # Only pieces whose digests it gives count as held: a child cannot verify the others.
+    held = stated & complete & sum(1 << index for index in view.digests if 0 <= index < layout.count)
+    for index, sha256 in view.digests.items():
+        if 0 <= index < layout.count and held >> index & 1:
+            digests[index] = sha256
+    return ParentSight(ParentInfo(parent.peer_id, parent.url, mask_to_hex(held), held == complete), digests, stated)

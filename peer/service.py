@@ -241,10 +241,12 @@ class PeerService:
         with contextlib.suppress(SupernodeUnavailable):
             await supernode.report(str(digest), ReportRequest(self.peer_id, failed=True))
 
-    def piece_view(self, digest: Digest) -> PieceView | None:
-        """This host's own view of a blob, for children while the supernode is away (peer/parent_views.py)."""
+    async def piece_view(self, digest: Digest, known: int, wait: float) -> PieceView | None:
+        """This host's own view of a blob, for children while the supernode is away (peer/parent_views.py); while
+        the pieces held are those of `known`, waits up to `wait` seconds for that to change."""
         download = self.downloads.get(str(digest))
         if download is not None and not _failed(download):
+            await download.wait_for_news(known, wait)
             partial, layout = download.partial, download.layout
             held = dict(partial.piece_digests)
             return PieceView(layout.blob_size, layout.piece_size, mask_to_hex(partial.mask), held)

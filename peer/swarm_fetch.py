@@ -26,7 +26,7 @@ from upstream.raw_http import RawHttpClient, RawHttpError
 from .config import PeerConfig
 from .failures import SwarmReset, SwarmStalled
 from .landing import PieceLanding
-from .parent_views import refresh_parents
+from .parent_views import ParentSight, watch_parent
 from .partial import PartialBlob
 from .piece_client import PieceCorrupt, PieceUnavailable, fetch_piece
 from .piece_picker import Pick, PickerLimits, PiecePicker
@@ -42,8 +42,6 @@ VIEW_WAIT = 5.0
 VIEW_FAILURES_BEFORE_FALLBACK = 3
 REJOIN_DELAY = 1.0
 MAX_REJOIN_DELAY = 4.0
-# How often, while the supernode is away, parents are asked for their own views.
-AWAY_REFRESH = 1.0
 
 
 @dataclass(slots=True)
@@ -102,7 +100,9 @@ class SwarmFetch:
         self.landing.reporter = self.reporter
         inflight: dict[asyncio.Task[memoryview], Pick] = {}
         viewing: asyncio.Task[SwarmView] | None = None
-        refreshing: asyncio.Task[tuple[list[ParentInfo], list[str]]] | None = None
+        # While the supernode is away: a long-poll of each parent's own view (peer/parent_views.py), by peer id.
+        watching: dict[asyncio.Task[ParentSight], str] = {}
+        stated: dict[str, int] = {}
         parents = view.parents
         # While the supernode is away (unreachable, restarting, or it forgot us), the parents we know go on
         # serving: their own views (peer/parent_views.py) stand in for the supernode's.
@@ -121,13 +121,13 @@ class SwarmFetch:
                     inflight[asyncio.create_task(self._fetch(pick))] = pick
                 if viewing is None:
                     viewing = asyncio.create_task(self._next_view(view, away))
-                if away and refreshing is None and parents:
-                    refreshing = asyncio.create_task(self._refresh(parents))
+                if away:
+                    self._watch(parents, watching, stated)
                 if self.picker.stalled(now):
                     raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
                 if away >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight and not self._usable(parents, now):
                     raise SupernodeUnavailable(f"supernode unreachable and no parent to fetch from ({away} tries)")
-                waiting: set[asyncio.Future[Any]] = {*inflight, viewing, *([refreshing] if refreshing else [])}
+                waiting: set[asyncio.Future[Any]] = {*inflight, viewing, *watching}
                 done, _ = await asyncio.wait(
                     waiting, timeout=self.picker.wait_limit(now), return_when=asyncio.FIRST_COMPLETED
                 )
@@ -145,20 +145,18 @@ class SwarmFetch:
                             self.epoch = view.epoch
                         away = 0
                         parents = view.parents
-                if refreshing is not None and refreshing in done:
-                    finished_refresh, refreshing = refreshing, None
-                    if away:
-                        parents, digests = finished_refresh.result()
-                        self.picker.learn(0, digests)
+                        await _cancel_all(list(watching))
+                        watching.clear()
+                for watched in [task for task in watching if task in done]:
+                    del watching[watched]
+                    sight = watched.result()
+                    stated[sight.parent.peer_id] = sight.stated
+                    parents = [sight.parent if p.peer_id == sight.parent.peer_id else p for p in parents]
+                    self.picker.learn(0, sight.digests)
                 for fetch in [task for task in inflight if task in done]:
                     await self._outcome(fetch, inflight.pop(fetch))
         finally:
-            pending = [*inflight, *([viewing] if viewing else []), *([refreshing] if refreshing else [])]
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(BaseException):
-                    await task
+            await _cancel_all([*inflight, *([viewing] if viewing else []), *watching])
 
     async def _next_view(self, view: SwarmView, away: int) -> SwarmView:
         """The next view: a long-poll while the supernode answers; while it is away, a join again after a pause
@@ -169,14 +167,18 @@ class SwarmFetch:
         await asyncio.sleep(min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
         return await client.join(self.key, self._join_request())
 
-    async def _refresh(self, parents: list[ParentInfo]) -> tuple[list[ParentInfo], list[str]]:
-        """The parents' own views, at most once a second, while the supernode is away."""
-        started = time.monotonic()
-        answer = await refresh_parents(
-            self.piece_http, self._dialable(parents), self.key, self.layout, self.config.join_token
-        )
-        await asyncio.sleep(max(0.0, AWAY_REFRESH - (time.monotonic() - started)))
-        return answer
+    def _watch(
+        self, parents: list[ParentInfo], watching: dict[asyncio.Task[ParentSight], str], stated: dict[str, int]
+    ) -> None:
+        """A long-poll of the own view of each parent we can dial, but those already watched."""
+        watched = set(watching.values())
+        for parent in self._dialable(parents):
+            if parent.peer_id not in watched:
+                known = stated.get(parent.peer_id, int(parent.pieces or "0", 16))
+                task = asyncio.create_task(
+                    watch_parent(self.piece_http, parent, known, self.key, self.layout, self.config.join_token)
+                )
+                watching[task] = parent.peer_id
 
     def _usable(self, parents: list[ParentInfo], now: float) -> bool:
         return any(self.picker.usable(parent.peer_id, now) for parent in self._dialable(parents))
@@ -280,3 +282,11 @@ class SwarmFetch:
     def _report_bad(self, parent_id: str) -> None:
         if self.reporter is not None:
             self.reporter.bad_parent(parent_id)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task

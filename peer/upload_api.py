@@ -59,7 +59,8 @@ class PieceView:
             raise ValueError("size, piece_size and pieces are required")
         if not isinstance(digests, dict):
             raise ValueError("digests must be an object")
-        int(pieces or "0", 16)
+        if int(pieces or "0", 16) < 0:
+            raise ValueError("pieces is a bitmask, not negative")
         parsed: dict[int, str] = {}
         for key, value in digests.items():
             if not (isinstance(value, str) and len(value) == 64 and str(key).isdigit()):
@@ -74,8 +75,9 @@ class PieceProvider(Protocol):
         """Where the verified piece is on disk, waiting up to `wait` seconds for it to arrive."""
         ...
 
-    def piece_view(self, digest: Digest) -> PieceView | None:
-        """This peer's own view of the blob: the pieces it holds verified and their digests; None without one."""
+    async def piece_view(self, digest: Digest, known: int, wait: float) -> PieceView | None:
+        """This peer's own view of the blob: the pieces it holds verified and their digests; None without one.
+        While the pieces held are those of the bitmask `known`, waits up to `wait` seconds for news."""
         ...
 
 

@@ -22,6 +22,7 @@ from .upload_api import MAX_WAIT, PIECES_PREFIX, PieceLocation, PieceProvider
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 16 * 1024
+MAX_MASK_HEX = 8192
 IDLE_TIMEOUT = 60.0
 SEND_TIMEOUT = 120.0
 TOKEN_HEADER = b"x-damselfly-token"
@@ -130,7 +131,9 @@ class UploadServer:
             )
             return keep_alive
         if url.path.startswith(PIECES_PREFIX) and "/" not in url.path[len(PIECES_PREFIX) :]:
-            await self._send_view(writer, url.path[len(PIECES_PREFIX) :], keep_alive=keep_alive, head_only=is_head)
+            await self._send_view(
+                writer, url.path[len(PIECES_PREFIX) :], url.query, keep_alive=keep_alive, head_only=is_head
+            )
             return keep_alive
         location = await self._locate(url.path, url.query)
         if isinstance(location, str):
@@ -199,13 +202,18 @@ class UploadServer:
             self.pieces_served += 1
 
     async def _send_view(
-        self, writer: asyncio.StreamWriter, digest_text: str, *, keep_alive: bool, head_only: bool
+        self, writer: asyncio.StreamWriter, digest_text: str, query: str, *, keep_alive: bool, head_only: bool
     ) -> None:
         try:
-            view = self.provider.piece_view(Digest.parse(digest_text))
+            digest = Digest.parse(digest_text)
         except InvalidDigest:
             await self._send_json(writer, 400, "invalid digest", keep_alive=keep_alive, head_only=head_only)
             return
+        news = _news_query(query)
+        if isinstance(news, str):
+            await self._send_json(writer, 400, news, keep_alive=keep_alive, head_only=head_only)
+            return
+        view = await self.provider.piece_view(digest, *news)
         if view is None:
             await self._send_json(writer, 404, "not here", keep_alive=keep_alive, head_only=head_only)
             return
@@ -228,6 +236,23 @@ class UploadServer:
         # An answer to HEAD has no body: sending one would be read as the start of the next answer.
         writer.write(head.encode() + (b"" if head_only else body))
         await writer.drain()
+
+
+def _news_query(query: str) -> tuple[int, float] | str:
+    """A view's long-poll: `known` (the hex bitmask of pieces the child last saw here) and `wait` (seconds, at most
+    MAX_WAIT); both optional. A reason string for a malformed one."""
+    fields = parse_qs(query)
+    known_text = fields.get("known", ["0"])[0]
+    # A bitmask of a blob's pieces: a few thousand hex digits for the largest blob, never more.
+    if len(known_text) > MAX_MASK_HEX:
+        return "invalid known"
+    try:
+        known, wait = int(known_text or "0", 16), float(fields.get("wait", ["0"])[0])
+    except ValueError:
+        return "invalid known or wait"
+    if known < 0 or not 0.0 <= wait <= MAX_WAIT:
+        return "invalid known or wait"
+    return known, wait
 
 
 def _pread(fd: int, length: int, offset: int) -> bytes:
