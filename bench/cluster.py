@@ -217,6 +217,8 @@ class Scenario:
             # A cache may still be fetching for its own storage after the clients finished: count that too.
             settle(self.upstream_log, quiet=1.0)
             upstream_bytes = blob_bytes_served(self.upstream_log, offset)
+            if event is not None and event.target_ip:
+                event.survivors_upstream_bytes = blob_bytes_served(self.upstream_log, offset, excluding=event.target_ip)
             self.extra["upstream_busy_seconds"] = busy_seconds(self.upstream_log, offset)
             wire = self.topo.sent_bytes(self.upstream) - sent_before
         failures = [f"{o.host}: {p}" for o in outcomes for p in o.problems]

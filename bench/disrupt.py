@@ -117,7 +117,7 @@ class Disruption:
         if feeder is None:
             raise LookupError(f"the supernode named no feeder of {digest} within {TARGET_WAIT:.0f} s")
         host, peer = host_of(daemons, feeder)
-        event.target, event.target_peer = host.role, feeder
+        event.target, event.target_peer, event.target_ip = host.role, feeder, host.ip
         event.fired_at = self._now()
         peer.kill(signal.SIGKILL)
         peer.wait(STOP_GRACE)
@@ -201,11 +201,12 @@ class DisruptionBench:
 
 
 def describe(result: ScenarioResult) -> str:
+    event = result.event
+    others = f" ({result.survivors_upstream_ratio:.2f}x to the others)" if event and event.target_ip else ""
     text = (
-        f"all done {result.all_done:.1f} s, upstream {result.upstream_ratio:.2f}x image, "
+        f"all done {result.all_done:.1f} s, upstream {result.upstream_ratio:.2f}x image{others}, "
         f"failed pulls {result.failed_pulls}, digest problems {result.digest_problems}"
     )
-    event = result.event
     if event is not None:
         text += f"; {what_was_done(event)}"
     return text

@@ -78,9 +78,18 @@ def blob_gets(log_path: Path, offset: int = 0) -> list[dict[str, Any]]:
     return found
 
 
-def blob_bytes_served(log_path: Path, offset: int = 0) -> int:
-    """Body bytes of blob GETs finished since `offset`."""
-    return sum(int(entry.get("http.response.written", 0)) for entry in blob_gets(log_path, offset))
+def blob_bytes_served(log_path: Path, offset: int = 0, *, excluding: str = "") -> int:
+    """Body bytes of blob GETs finished since `offset`; with `excluding`, not those sent to that IP address."""
+    return sum(
+        int(entry.get("http.response.written", 0))
+        for entry in blob_gets(log_path, offset)
+        if not excluding or _client_ip(entry) != excluding
+    )
+
+
+def _client_ip(entry: dict[str, Any]) -> str:
+    address = str(entry.get("http.request.remoteaddr", ""))
+    return address.rpartition(":")[0].strip("[]") if ":" in address else address
 
 
 def busy_seconds(log_path: Path, offset: int = 0) -> float:

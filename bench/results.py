@@ -24,6 +24,10 @@ class DisruptionEvent:
     restarted_at: float | None = None
     # The killed host's own pull: not counted as a failure, reported for what it is.
     killed_pull: str = ""
+    # The killed host's address, and the blob bytes the upstream sent to the other hosts: what the killed host had
+    # fetched and not passed on died with it under any design; this share shows whether the others stormed.
+    target_ip: str = ""
+    survivors_upstream_bytes: int | None = None
     # Anything that went otherwise than planned without making the run void (a late exit).
     note: str = ""
     # The fault could not be injected as asked: the run says nothing about the fault.
@@ -59,6 +63,12 @@ class ScenarioResult:
     @property
     def upstream_ratio(self) -> float:
         return self.upstream_blob_bytes / self.image_bytes
+
+    @property
+    def survivors_upstream_ratio(self) -> float:
+        """Blob bytes the upstream sent to the hosts a fault left alone / image bytes; without a killed host, all."""
+        survivors = self.event.survivors_upstream_bytes if self.event is not None else None
+        return (self.upstream_blob_bytes if survivors is None else survivors) / self.image_bytes
 
     @property
     def wire_ratio(self) -> float:

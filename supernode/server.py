@@ -222,9 +222,17 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         swarm = scheduler.swarms.get(digest)
         # The feeder's own long-poll: its connection reset means its process died, news not to wait 8 s for.
         gone = asyncio.ensure_future(call.disconnected()) if swarm is not None and swarm.feeder == peer_id else None
+
+        def holding() -> bool:
+            # The feeder's poll is held to its end whatever the swarm's news (it reads none of it: peer/swarm_fetch.py,
+            # _keep_feeding), so that it is open when the feeder dies. Answered at each change, as a member's is, it
+            # was closed between two answers about as often as open, and a death in such a gap was not seen.
+            current = scheduler.swarms.get(digest)
+            return gone is not None and current is not None and current.feeder == peer_id
+
         try:
             # `> 0` also ends the wait at once for a `wait` of NaN (no comparison with NaN is true).
-            while not stopping and not scheduler.news_for(digest, peer_id, since, digests_from):
+            while not stopping and (holding() or not scheduler.news_for(digest, peer_id, since, digests_from)):
                 if not (left := deadline - time.monotonic()) > 0:
                     break
                 if gone is None:

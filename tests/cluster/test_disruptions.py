@@ -71,8 +71,10 @@ def test_a_disrupted_storm_costs_little_more_than_an_undisturbed_one(kind: str, 
             assert event.restarted_at is not None, hit
         assert run.disrupted.failed_pulls == run.disrupted.digest_problems == 0, hit
         assert run.undisturbed.failed_pulls == run.undisturbed.digest_problems == 0, hit
-        # The swarm, not the upstream, still fed the hosts: no storm of fallbacks.
-        assert run.disrupted.upstream_ratio <= MAX_UPSTREAM_RATIO, hit
+        # The swarm, not the upstream, still fed the hosts: no storm of fallbacks. A killed feeder took with it
+        # what it had fetched and not passed on (a piece or so of each blob it fed: 8 MB of a 48 MB image when it
+        # fed two), which no design gets back: the bound is on what the upstream sent the others.
+        assert run.disrupted.survivors_upstream_ratio <= MAX_UPSTREAM_RATIO, hit
         assert run.undisturbed.upstream_ratio <= MAX_UPSTREAM_RATIO, hit
         # Seconds, not a storm: the disrupted storm within 1.3x the undisturbed one of the same run.
         assert run.time_ratio <= MAX_TIME_RATIO, hit
