@@ -55,6 +55,8 @@ class PiecePicker:
         self.limits = limits
         # Piece digests the feeder published ("" while unknown).
         self.digests: list[str] = [""] * piece_count
+        # The pieces whose digests are still unknown, as a bitmask.
+        self.undigested = (1 << piece_count) - 1
         self._have = have  # bit i: piece i is verified here
         self._inflight: dict[int, str] = {}  # piece -> the parent it is being fetched from
         self._per_parent: dict[str, int] = {}
@@ -70,6 +72,7 @@ class PiecePicker:
             index = first_index + offset
             if sha256 and 0 <= index < self.piece_count and not self.digests[index]:
                 self.digests[index] = sha256
+                self.undigested &= ~(1 << index)
 
     def digests_known(self) -> int:
         """How many digests from the start are known: the supernode need not send those again."""

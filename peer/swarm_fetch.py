@@ -121,8 +121,9 @@ class SwarmFetch:
                     inflight[asyncio.create_task(self._fetch(pick))] = pick
                 if viewing is None:
                     viewing = asyncio.create_task(self._next_view(view, away))
-                if away:
-                    self._watch(parents, watching, stated)
+                # Also with the supernode back: a restarted one publishes only the digests its members claimed when
+                # they joined again, and a parent may hold pieces whose digests it learnt from its own parents since.
+                self._watch(parents if away else self._lacking_digests(parents), watching, stated)
                 if self.picker.stalled(now):
                     raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
                 if away >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight and not self._usable(parents, now):
@@ -145,8 +146,6 @@ class SwarmFetch:
                             self.epoch = view.epoch
                         away = 0
                         parents = view.parents
-                        await _cancel_all(list(watching))
-                        watching.clear()
                 for watched in [task for task in watching if task in done]:
                     del watching[watched]
                     sight = watched.result()
@@ -167,10 +166,15 @@ class SwarmFetch:
         await asyncio.sleep(min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
         return await client.join(self.key, self._join_request())
 
+    def _lacking_digests(self, parents: list[ParentInfo]) -> list[ParentInfo]:
+        """The parents holding a piece we lack and know no digest of: only their own views can tell us it."""
+        lacking = self.picker.undigested & ~self.partial.mask
+        return [parent for parent in parents if lacking and int(parent.pieces or "0", 16) & lacking]
+
     def _watch(
         self, parents: list[ParentInfo], watching: dict[asyncio.Task[ParentSight], str], stated: dict[str, int]
     ) -> None:
-        """A long-poll of the own view of each parent we can dial, but those already watched."""
+        """A long-poll of the own view of each of `parents` we can dial, but those already watched."""
         watched = set(watching.values())
         for parent in self._dialable(parents):
             if parent.peer_id not in watched:
