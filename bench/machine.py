@@ -57,13 +57,15 @@ def _version(args: list[str]) -> str:
 
 
 def code_version() -> str:
-    """The commit the measured code is at, and whether the tree had uncommitted changes (read-only git)."""
+    """The commit the measured code is at, and whether the tree had uncommitted changes (read-only git). Changes
+    under docs/ do not count: the report pages a run writes are changed by that run itself."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], timeout=10.0).stdout.strip()
         dirty = run(
             # --no-optional-locks: never write the index of a tree other people work in.
-            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+             ".", ":(exclude)docs"],
             timeout=10.0,
         ).stdout
     except (OSError, subprocess.TimeoutExpired, CommandFailed):
