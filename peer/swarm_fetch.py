@@ -100,7 +100,8 @@ class SwarmFetch:
         self.landing.reporter = self.reporter
         inflight: dict[asyncio.Task[memoryview], Pick] = {}
         viewing: asyncio.Task[SwarmView] | None = None
-        # While the supernode is away: a long-poll of each parent's own view (peer/parent_views.py), by peer id.
+        # Long-polls of parents' own views (peer/parent_views.py), by peer id: of every parent while the supernode is
+        # away, else of those holding pieces we know no digest of. `stated`: each one's pieces as it last stated them.
         watching: dict[asyncio.Task[ParentSight], str] = {}
         stated: dict[str, int] = {}
         parents = view.parents
