@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(docker-registry skopeo podman containerd docker.io umoci redis-server apache2-utils
-                 iproute2 uidmap fuse-overlayfs python3-venv)
+                 iproute2 uidmap fuse-overlayfs python3-venv postgresql)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for pkg in "${DEBIAN_PACKAGES[@]}"; do
@@ -24,7 +24,7 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check core upstream peer proxy supernode damselfly bench tests
+.venv/bin/ruff check core upstream peer proxy supernode manager damselfly bench tests
 .venv/bin/mypy
 
 set +e

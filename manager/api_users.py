@@ -1,0 +1,129 @@
+"""Users, for admins: `/api/v1/users` and `/api/v1/users/{name}`."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import JSONResponse, Response
+
+from .api_errors import conflict, invalid, not_found
+from .api_session import iso
+from .context import Context
+from .models import LoginSession, User
+from .pagination import page_of
+from .passwords import WeakPassword, check_strength, hash_password
+from .permissions import Role
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"name": user.name, "role": user.role, "disabled": user.disabled, "created": iso(user.created_at)}
+
+
+def _role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise invalid(f"role must be one of {', '.join(r.value for r in Role)}") from None
+
+
+def _password(text: str) -> str:
+    try:
+        check_strength(text)
+    except WeakPassword as exc:
+        raise invalid(str(exc)) from None
+    return text
+
+
+def _name(ctx: Context) -> str:
+    name = str(ctx.request.path_params["name"])
+    ctx.target = name[:64]
+    return name
+
+
+async def _user(session: AsyncSession, name: str) -> User:
+    user = (await session.execute(select(User).where(User.name == name))).scalar()
+    if user is None:
+        raise not_found(f"no user {name[:64]!r}")
+    return user
+
+
+async def _other_admins(session: AsyncSession, user: User) -> int:
+    query = select(func.count()).select_from(User).where(
+        User.role == Role.ADMIN.value, User.id != user.id, User.disabled.is_(False)
+    )
+    return int((await session.execute(query)).scalar_one())
+
+
+async def list_users(ctx: Context) -> Response:
+    page = page_of(ctx.request)
+    query = select(User).order_by(User.id).limit(page.limit + 1)
+    if page.cursor is not None:
+        query = query.where(User.id > page.cursor)
+    async with ctx.read() as session:
+        users = list((await session.execute(query)).scalars())
+    return JSONResponse(page.answer([user_json(u) for u in users], [u.id for u in users]))
+
+
+async def create_user(ctx: Context) -> Response:
+    body = await ctx.body("name", "role", "password")
+    name = body.text("name", max_length=64)
+    ctx.target = name
+    if not NAME.match(name):
+        raise invalid("name: letters, digits, '.', '_' and '-', starting with a letter or digit, up to 64")
+    role = _role(body.text("role"))
+    password = _password(body.text("password"))
+    try:
+        async with ctx.write(name, f"role {role.value}") as session:
+            user = User(name=name, role=role.value, password_hash=hash_password(password), created_at=time.time(),
+                        disabled=False)
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        raise conflict(f"user {name!r} exists") from None
+    return JSONResponse(user_json(user), 201)
+
+
+async def show_user(ctx: Context) -> Response:
+    name = _name(ctx)
+    async with ctx.read() as session:
+        return JSONResponse(user_json(await _user(session, name)))
+
+
+async def patch_user(ctx: Context) -> Response:
+    name = _name(ctx)
+    body = await ctx.body("role", "password", "disabled")
+    role = _role(body.text("role")) if "role" in body else None
+    password = _password(body.text("password")) if "password" in body else None
+    disabled = body.flag("disabled") if "disabled" in body else None
+    changes = ", ".join(what for what, value in (("role", role), ("password", password), ("disabled", disabled))
+                        if value is not None)
+    async with ctx.write(name, f"changed {changes or 'nothing'}") as session:
+        user = await _user(session, name)
+        losing_admin = (role is not None and role != Role.ADMIN) or disabled
+        if user.role == Role.ADMIN.value and losing_admin and not await _other_admins(session, user):
+            raise conflict("the last admin keeps the admin role")
+        if role is not None:
+            user.role = role.value
+        if disabled is not None:
+            user.disabled = disabled
+        if password is not None:
+            user.password_hash = hash_password(password)
+            await session.execute(update(LoginSession).where(LoginSession.user_id == user.id).values(revoked=True))
+    return JSONResponse(user_json(user))
+
+
+async def delete_user(ctx: Context) -> Response:
+    name = _name(ctx)
+    async with ctx.write(name) as session:
+        user = await _user(session, name)
+        if user.role == Role.ADMIN.value and not await _other_admins(session, user):
+            raise conflict("the last admin cannot be deleted")
+        await session.delete(user)
+    return Response(status_code=204)

@@ -1,0 +1,48 @@
+"""The manager's settings, each with its default in one place; those an operator may set say their flag and TOML key
+(`[manager]`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.setting import Setting, setting, setting_factory
+
+
+def default_data_dir() -> Path:
+    """As the peer's (peer/config.py): /var/lib as root, else the user's own data directory (XDG)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/damselfly/manager")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "damselfly" / "manager"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    listen_host: str = setting(
+        "127.0.0.1",
+        Setting("where the manager's API listens", key="listen", flag="--listen", kind="host_port",
+                metavar="HOST:PORT", port_field="listen_port"),
+    )
+    # The port half of `listen`.
+    listen_port: int = 8004
+    database: str = setting(
+        "",
+        Setting("the platform's database: postgresql://USER@HOST:PORT/DB, or a SQLite file path",
+                key="database", flag="--database", metavar="URL", shown_default="DATA_DIR/manager.sqlite3"),
+    )
+    data_dir: Path = setting_factory(
+        default_data_dir,
+        Setting("where the manager keeps its SQLite database", key="data_dir", flag="--data-dir", kind="path",
+                metavar="DIR",
+                shown_default="/var/lib/damselfly/manager as root, else $XDG_DATA_HOME/damselfly/manager"),
+    )
+    # Sessions from `POST /api/v1/login` last this long.
+    session_ttl: float = 12 * 3600.0
+    # Failed logins: this many in `login_window` seconds, per username or per client address, and the next waits.
+    login_failures_per_user: int = 5
+    login_failures_per_address: int = 20
+    login_window: float = 300.0
+    # The largest request body the API reads (a user, a token request: a few hundred bytes).
+    max_body: int = 64 * 1024

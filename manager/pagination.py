@@ -1,0 +1,35 @@
+"""List endpoints answer a page: `limit` (up to 500) items after `cursor`, and `next`, the cursor of the next page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from .api_errors import invalid
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    # The id the page starts after (before, for newest-first lists); None: from the start.
+    cursor: int | None
+
+    def answer(self, items: list[dict[str, Any]], ids: list[int]) -> dict[str, Any]:
+        """`ids` are those of the up to limit+1 rows fetched: one more than shown says a next page exists."""
+        more = len(items) > self.limit
+        return {"items": items[: self.limit], "next": str(ids[self.limit - 1]) if more else None}
+
+
+def page_of(request: Request) -> Page:
+    limit_text = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    cursor_text = request.query_params.get("cursor", "")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        raise invalid(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    if cursor_text and not (cursor_text.isdigit() and len(cursor_text) < 19):
+        raise invalid("cursor must be the `next` of an earlier page")
+    return Page(int(limit_text), int(cursor_text) if cursor_text else None)

@@ -1,0 +1,46 @@
+"""Passwords: argon2id hashes (argon2-cffi's defaults), and generated ones for the first admin and new users."""
+
+from __future__ import annotations
+
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+MIN_LENGTH = 8
+MAX_LENGTH = 1024
+
+
+class WeakPassword(ValueError):
+    pass
+
+
+def check_strength(password: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise WeakPassword(f"a password has at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# Hashing a password nobody has, so a login for an unknown user takes as long as one with a wrong password.
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def burn_time(password: str) -> None:
+    verify_password(_DUMMY, password)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)
