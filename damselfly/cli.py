@@ -1,5 +1,6 @@
-"""`damselfly supernode | peer | up`: parse flags and a config file (damselfly/settings.py), wire the packages, run
-until a signal; `settings`, `configure`, and the benchmark's `bench` and `simulate`."""
+"""`damselfly supernode | peer | up | manager`: parse flags and a config file (damselfly/settings.py), wire the
+packages, run until a signal; `settings`, `configure`, the platform's `login`, `logout`, `user` and `token`
+(damselfly/control_cli.py), and the benchmark's `bench` and `simulate`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import uvicorn
 import uvloop
 
 from bench import cli as bench_cli
+from manager.app import ManagerApp
+from manager.config import ManagerConfig
 from peer.config import PeerConfig
 from peer.service import PeerService, StartupError
 from proxy.app import create_app as create_proxy_app
@@ -21,7 +24,7 @@ from proxy.config import ProxyConfig
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
-from . import cluster_secret, configure, flags, settings
+from . import cluster_secret, configure, control_cli, flags, hosting, settings
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError
 
@@ -43,11 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("supernode", "run the swarm coordinator"),
         ("peer", "run the registry mirror and the peer on this host"),
         ("up", "a supernode and a peer in one process, for a single host"),
+        ("manager", "run the platform's API (users, tokens, audit) alone, without a supernode"),
     ):
         flags.add_flags(commands.add_parser(name, help=what), settings.COMMANDS[name])
     described = commands.add_parser("settings", help="print every setting: flag, TOML key, default (Markdown)")
     described.add_argument("--toml", action="store_true", help="print a configuration file of every key at its default")
     configure.add_parser(commands)
+    control_cli.add_parsers(commands)
     bench_cli.add_commands(commands)
     return parser
 
@@ -63,12 +68,16 @@ def main(argv: Sequence[str] | None = None, *, peer_factory: PeerFactory = PeerS
     if args.command == "settings":
         print(flags.toml_example(settings.ALL) if args.toml else flags.markdown(settings.ALL), end="")
         return 0
+    if args.command in control_cli.COMMANDS:
+        return control_cli.run(args)
     setup_logging(getattr(args, "log_level", None) or "info")
     try:
         conf = settings.load(getattr(args, "config", None))
         if args.command == "configure":
             return configure.run(args, conf)
         config = settings.build(args, conf)
+        if args.command == "manager":
+            return asyncio.run(_run_manager(config.manager))
         if args.command == "up":
             config = cluster_secret.with_up_secret(config)
         cluster_secret.check_listeners(args.command, config)
@@ -76,9 +85,9 @@ def main(argv: Sequence[str] | None = None, *, peer_factory: PeerFactory = PeerS
             # A supernode process alone runs on uvloop: 1.3-1.6x less CPU per request (docs/benchmarks.md). Peers and
             # `up` stay on asyncio's loop, whose loop.sendfile they need.
             with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(_run_supernode(config.supernode))
+                return runner.run(_run_supernode(config.supernode, config.manager))
         supernode = config.supernode if args.command == "up" else None
-        return asyncio.run(_run_peer(config.peer, config.proxy, supernode, peer_factory))
+        return asyncio.run(_run_peer(config.peer, config.proxy, supernode, peer_factory, config.manager))
     except (SettingsError, BindError, StartupError) as exc:
         print(f"damselfly {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -103,10 +112,13 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
     waiter.cancel()
 
 
-def _supernode_server(config: SupernodeConfig) -> uvicorn.Server:
+def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicorn.Server:
+    app = create_supernode_app(config)
+    if config.manager:
+        # The platform on the supernode's port, for the paths the supernode does not route (damselfly/hosting.py).
+        app = hosting.host(app, ManagerApp(manager))
     return make_server(
-        create_supernode_app(config), tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca,
-        zerocopy=False,
+        app, tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca, zerocopy=False,
     )
 
 
@@ -114,9 +126,26 @@ def _supernode_scheme(config: SupernodeConfig) -> str:
     return "https" if config.tls_cert else "http"
 
 
-async def _run_supernode(config: SupernodeConfig) -> int:
+async def _run_manager(config: ManagerConfig) -> int:
     sock = bind(config.listen_host, config.listen_port)
-    server = _supernode_server(config)
+    app = ManagerApp(config)
+    # Alone, a database that cannot be opened is the end: the reason was logged, on one line.
+    if not await app.startup():
+        sock.close()
+        print("damselfly manager: the platform's database cannot be opened (see the line above)", file=sys.stderr)
+        return 1
+    server = make_server(app, zerocopy=False)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_started(server)
+    print(f"damselfly manager: listening on http://{config.listen_host}:{config.listen_port}", flush=True)
+    await _run_until_signal([server], [task])
+    await app.shutdown()
+    return 0
+
+
+async def _run_supernode(config: SupernodeConfig, manager: ManagerConfig) -> int:
+    sock = bind(config.listen_host, config.listen_port)
+    server = _supernode_server(config, manager)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_started(server)
     print(f"damselfly supernode: listening on {_supernode_scheme(config)}://{config.listen_host}:{config.listen_port}",
@@ -126,13 +155,14 @@ async def _run_supernode(config: SupernodeConfig) -> int:
 
 
 async def _run_peer(
-    peer_config: PeerConfig, proxy_config: ProxyConfig, supernode: SupernodeConfig | None, peer_factory: PeerFactory
+    peer_config: PeerConfig, proxy_config: ProxyConfig, supernode: SupernodeConfig | None, peer_factory: PeerFactory,
+    manager: ManagerConfig,
 ) -> int:
     servers: list[uvicorn.Server] = []
     tasks: list[asyncio.Task[None]] = []
     if supernode is not None:
         sn_sock = bind(supernode.listen_host, supernode.listen_port)
-        sn_server = _supernode_server(supernode)
+        sn_server = _supernode_server(supernode, manager)
         servers.append(sn_server)
         tasks.append(asyncio.create_task(sn_server.serve(sockets=[sn_sock])))
         await wait_started(sn_server)

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.setting import Setting, setting
+from manager.config import ManagerConfig
 from peer.config import PeerConfig
 from peer.quota import QuotaPolicy
 from proxy.config import DOCKER_HUB, ProxyConfig
@@ -38,6 +39,7 @@ from .flags import Section, SettingsError, host_port, parse_networks, read
 __all__ = [
     "ALL",
     "COMMANDS",
+    "MANAGER",
     "PEER",
     "SUPERNODE",
     "UP",
@@ -75,20 +77,29 @@ class Settings:
     supernode: SupernodeConfig = field(default_factory=SupernodeConfig)
     peer: PeerConfig = field(default_factory=PeerConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    # The platform: run alone (`damselfly manager`) or hosted by the supernode, in the supernode's data directory.
+    manager: ManagerConfig = field(default_factory=ManagerConfig)
 
 
 # What each command offers. `up` runs its own supernode: the peer dials it, so it takes neither `--supernode` nor
 # `--supernode-timeout`, and its supernode's listener is `--supernode-listen` beside the mirror's `--listen`.
-SUPERNODE = (Section("", CommandFlags, without=frozenset({"upstream"})), Section("supernode", SupernodeConfig))
+# A supernode hosting the platform keeps its database in the supernode's `--data-dir` and serves it on its port.
+HOSTED_MANAGER = Section("manager", ManagerConfig, without=frozenset({"listen_host", "data_dir"}))
+SUPERNODE = (
+    Section("", CommandFlags, without=frozenset({"upstream"})), Section("supernode", SupernodeConfig), HOSTED_MANAGER
+)
+MANAGER = (Section("", CommandFlags, without=frozenset({"upstream"})), Section("manager", ManagerConfig))
 PEER = (Section("", CommandFlags), Section("peer", PeerConfig), Section("proxy", ProxyConfig))
 UP = (
     Section("", CommandFlags),
-    Section("supernode", SupernodeConfig, renamed={"listen_host": "--supernode-listen"}),
+    Section("supernode", SupernodeConfig,
+            renamed={"listen_host": "--supernode-listen", "data_dir": "--supernode-data-dir"}),
     Section("peer", PeerConfig, without=frozenset({"supernode_url", "register_timeout"})),
     Section("proxy", ProxyConfig),
+    HOSTED_MANAGER,
 )
 # Every setting once, each under the name of its own command: the README's table.
-ALL = (Section("", CommandFlags), Section("supernode", SupernodeConfig), *PEER[1:])
+ALL = (Section("", CommandFlags), Section("supernode", SupernodeConfig), *PEER[1:], Section("manager", ManagerConfig))
 
 
 def load(path: str | None) -> dict[str, Any]:
@@ -149,13 +160,16 @@ def _networks(registry: object, value: object) -> tuple[ipaddress.IPv4Network | 
     return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
-COMMANDS = {"supernode": SUPERNODE, "peer": PEER, "up": UP}
+COMMANDS = {"supernode": SUPERNODE, "peer": PEER, "up": UP, "manager": MANAGER}
 
 
 def build(args: argparse.Namespace, conf: dict[str, Any]) -> Settings:
     """The configs `args.command` runs with; the packages it does not run keep their defaults."""
     if args.command == "supernode":
-        return Settings(supernode=supernode_config(args, conf, SUPERNODE))
+        supernode = supernode_config(args, conf, SUPERNODE)
+        return Settings(supernode=supernode, manager=hosted_manager_config(args, conf, supernode))
+    if args.command == "manager":
+        return Settings(manager=ManagerConfig(**read(MANAGER[1], args, section(conf, "manager"))))
     if args.command == "peer":
         peer, proxy = peer_configs(args, conf)
         return Settings(peer=peer, proxy=proxy)
@@ -163,7 +177,16 @@ def build(args: argparse.Namespace, conf: dict[str, Any]) -> Settings:
     # The peer of `up` always talks to its own supernode (over loopback when it listens everywhere).
     host = supernode.listen_host if supernode.listen_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     peer, proxy = peer_configs(args, conf, UP, supernode_url=f"http://{host}:{supernode.listen_port}")
-    return Settings(supernode, peer, proxy)
+    return Settings(supernode, peer, proxy, hosted_manager_config(args, conf, supernode))
+
+
+def hosted_manager_config(args: argparse.Namespace, conf: dict[str, Any], supernode: SupernodeConfig) -> ManagerConfig:
+    """The platform a supernode hosts: its `[manager]` settings, in the supernode's data directory."""
+    values = read(HOSTED_MANAGER, args, section(conf, "manager"))
+    values.pop("listen_host", None)
+    values.pop("listen_port", None)
+    values["data_dir"] = supernode.data_dir
+    return ManagerConfig(**values)
 
 
 def command_flags(args: argparse.Namespace) -> CommandFlags:

@@ -83,7 +83,9 @@ class ManagerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.startup()
+                # `damselfly manager` starts it before serving, to exit at once if the database cannot be opened.
+                if self.platform is None:
+                    await self.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

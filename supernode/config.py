@@ -3,9 +3,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from core.setting import Setting, setting
+from core.setting import Setting, setting, setting_factory
+
+
+def default_data_dir() -> Path:
+    """As the peer's (peer/config.py): /var/lib as root, else the user's own data directory (XDG)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/damselfly/supernode")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "damselfly" / "supernode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,20 @@ class SupernodeConfig:
         Setting("CIDRs a peer may advertise an address in, beyond the one the supernode sees it at",
                 key="peer_networks", flag="--peer-networks", kind="networks", metavar="CIDR[,CIDR...]",
                 shown_default="only the address the supernode sees the peer at"),
+    )
+    # What the supernode keeps on disk: the platform's SQLite database, when it hosts the platform.
+    data_dir: Path = setting_factory(
+        default_data_dir,
+        Setting("where the supernode keeps what it must (the platform's SQLite database)", key="data_dir",
+                flag="--data-dir", kind="path", metavar="DIR",
+                shown_default="/var/lib/damselfly/supernode as root, else $XDG_DATA_HOME/damselfly/supernode"),
+    )
+    # The platform (manager/, wired in damselfly/hosting.py) on the supernode's own port; the supernode never
+    # imports it, and swarms are coordinated whether it is up or not.
+    manager: bool = setting(
+        True,
+        Setting("do not host the platform's API (users, tokens, audit: docs/platform.md) on the supernode's port",
+                key="manager", flag="--no-manager", kind="disable"),
     )
     # Longest a view request waits for news before answering with what there is.
     view_wait: float = 10.0

@@ -1,0 +1,141 @@
+"""A typed client of the platform's API (manager/routes.py), for the CLI: each refusal is a ClientError of one line,
+the server's own reason."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict, cast
+from urllib.parse import quote
+
+import httpx
+
+from .routes import PREFIX
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_PAGES = 1000
+
+
+class ClientError(Exception):
+    """A refused request (its status and the server's message) or a server out of reach."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Session(TypedDict):
+    token: str
+    expires: str
+
+
+class UserInfo(TypedDict):
+    name: str
+    role: str
+    disabled: bool
+    created: str
+
+
+class TokenInfo(TypedDict):
+    id: int
+    name: str
+    user: str
+    scopes: list[str]
+    created: str
+    expires: str
+    last_used: str | None
+
+
+class NewToken(TokenInfo):
+    token: str
+
+
+class ManagerClient:
+    def __init__(self, server: str, token: str = "", *, transport: httpx.BaseTransport | None = None) -> None:
+        self.server = server.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=TIMEOUT, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ManagerClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              params: dict[str, str] | None = None) -> Any:
+        try:
+            answer = self._http.request(method, PREFIX + path, json=body, params=params)
+        except httpx.TimeoutException:
+            raise ClientError(f"{self.server} did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise ClientError(f"cannot reach {self.server}: {_reason(exc)}") from None
+        if answer.status_code >= 400:
+            raise ClientError(_refusal(answer), answer.status_code)
+        if answer.status_code == 204 or not answer.content:
+            return None
+        try:
+            return answer.json()
+        except ValueError:
+            raise ClientError(f"{self.server} answered {answer.status_code} with no JSON: is it a Damselfly "
+                              "manager?") from None
+
+    def _pages(self, path: str) -> list[Any]:
+        items: list[Any] = []
+        params = {"limit": "500"}
+        for _ in range(MAX_PAGES):
+            page = self._call("GET", path, params=params)
+            items.extend(page["items"])
+            if not page.get("next"):
+                break
+            params["cursor"] = str(page["next"])
+        return items
+
+    def login(self, username: str, password: str) -> Session:
+        return cast(Session, self._call("POST", "/login", {"username": username, "password": password}))
+
+    def logout(self) -> None:
+        self._call("POST", "/logout")
+
+    def me(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", "/me"))
+
+    def users(self) -> list[UserInfo]:
+        return cast(list[UserInfo], self._pages("/users"))
+
+    def create_user(self, name: str, role: str, password: str) -> UserInfo:
+        return cast(UserInfo, self._call("POST", "/users", {"name": name, "role": role, "password": password}))
+
+    def delete_user(self, name: str) -> None:
+        self._call("DELETE", f"/users/{_segment(name)}")
+
+    def tokens(self) -> list[TokenInfo]:
+        return cast(list[TokenInfo], self._pages("/tokens"))
+
+    def create_token(self, scopes: list[str] | None, expires: str, name: str) -> NewToken:
+        body: dict[str, Any] = {"expires": expires, "name": name}
+        if scopes:
+            body["scopes"] = scopes
+        return cast(NewToken, self._call("POST", "/tokens", body))
+
+    def delete_token(self, token_id: str) -> None:
+        self._call("DELETE", f"/tokens/{_segment(token_id)}")
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _refusal(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+        message = str(body["message"])
+    except (ValueError, KeyError, TypeError):
+        message = answer.reason_phrase or "refused"
+    return f"{answer.status_code} {message}".splitlines()[0][:500]
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
