@@ -40,7 +40,7 @@ async def list_tokens(ctx: Context) -> Response:
     if page.cursor is not None:
         query = query.where(ApiToken.id > page.cursor)
     async with ctx.read() as session:
-        rows = list((await session.execute(query.limit(page.limit + 1))).tuples())
+        rows = [(row[0], row[1]) for row in await session.execute(query.limit(page.limit + 1))]
     return JSONResponse(page.answer([token_json(t, name) for t, name in rows], [t.id for t, _ in rows]))
 
 

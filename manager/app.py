@@ -4,6 +4,7 @@ so that a supernode hosting it keeps coordinating swarms."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -11,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -109,6 +110,8 @@ class ManagerApp:
             except ApiError as exc:
                 if route.writes and not ctx.audited:
                     result = audit.REFUSED if exc.status in _REFUSALS else audit.FAILED
+                    if not ctx.target:
+                        ctx.target = await _named_in_body(request, platform.config.max_body)
                     await _audit_unwritten(ctx, result, exc.message)
                 return exc.response()
             except DBAPIError:
@@ -129,6 +132,21 @@ async def _audit_unwritten(ctx: Context, result: str, detail: str) -> None:
             audit.record(session, ctx.actor, ctx.route.name, ctx.target, result, detail)
     except SQLAlchemyError:
         log.warning("could not audit the %s %s of %s", result, ctx.route.name, ctx.actor.name or "anonymous")
+
+
+async def _named_in_body(request: Request, max_body: int) -> str:
+    """What a write refused before its body was read was about: the `name` (or `username`) it carries, if any."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > max_body:
+        return ""
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError, ClientDisconnect, RuntimeError):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    name = body.get("name", body.get("username", ""))
+    return name[:64] if isinstance(name, str) else ""
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
