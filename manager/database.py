@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: URL) -> AsyncEngine:
+    # aiosqlite logs each statement with its parameters at DEBUG: password hashes and token hashes among them.
+    # `--log-level debug` must not put them in the log (tests/manager/test_secrets.py).
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger("aiosqlite").getEffectiveLevel()))
+    # hide_parameters: nor do SQLAlchemy's own log lines and errors show a statement's values.
     if url.get_backend_name() == "sqlite":
         if url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Every network call has a timeout: asyncpg's connect, and each statement.
     return create_async_engine(
-        url, pool_pre_ping=True, connect_args={"timeout": 10, "command_timeout": 30}
+        url, pool_pre_ping=True, hide_parameters=True, connect_args={"timeout": 10, "command_timeout": 30}
     )
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import io
 import logging
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
-from manager import bootstrap
+from manager import bootstrap, migrate
 from manager.app import ManagerApp
 from manager.config import ManagerConfig
 from manager.database import create_engine, database_url, session_factory
-from manager import migrate
 
 
 async def _login(app: ManagerApp, password: str) -> int:
@@ -67,11 +67,8 @@ async def test_a_generated_password_is_printed_once_and_never_logged(
 
 
 async def test_a_weak_admin_password_leaves_the_platform_unavailable(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", "short")
     app = ManagerApp(ManagerConfig(data_dir=tmp_path))
     assert not await app.startup()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from manager.routes import ROUTES
@@ -99,7 +100,7 @@ async def _fill(platform: Running, call: Call, headers: dict[str, str]) -> str:
 @pytest.mark.parametrize("role", sorted(EVERYONE))
 async def test_each_role_against_each_endpoint(platform: Running, role: str) -> None:
     password = "caller-pass-1"
-    results = {}
+    results: dict[str, httpx.Response] = {}
     for name, call in CALLS.items():
         # Each call on a fresh session: logout and a password change end sessions.
         headers = await platform.login(f"{role}1" if role != "admin" else "admin2", password) if results else \

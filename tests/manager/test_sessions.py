@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from manager.config import ManagerConfig
 from tests.manager.conftest import ADMIN_PASSWORD, Running, start
 
@@ -27,10 +29,7 @@ async def test_wrong_password_and_unknown_user_answer_alike(platform: Running) -
     assert wrong.json() == nobody.json()
 
 
-async def test_a_session_expires(manager_config: ManagerConfig, monkeypatch: object) -> None:
-    import pytest
-
-    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+async def test_a_session_expires(manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     async for running in start(replace(manager_config, session_ttl=1.0)):
         headers = await running.admin()

@@ -1,0 +1,37 @@
+"""The OpenAPI document lists every route the app serves, with its method, body and permission."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from manager.routes import ROUTES
+from supernode.routes import ROUTES as SUPERNODE_ROUTES
+from tests.manager.conftest import Running
+
+
+async def test_openapi_lists_every_route(sqlite_platform: Running) -> None:
+    answer = await sqlite_platform.http.get("/api/v1/openapi.json")
+    assert answer.status_code == 200
+    doc = answer.json()
+    assert doc["openapi"].startswith("3.1")
+    listed = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    served = set()
+    for route in sqlite_platform.app.app.routes:
+        assert isinstance(route, Route)
+        served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
+    assert listed == served == {(r.method, r.path) for r in ROUTES}
+    assert len(listed) == 14
+    create = doc["paths"]["/api/v1/users"]["post"]
+    assert create["x-permission"] == "users:write"
+    assert set(create["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
+        "name", "role", "password"}
+    assert "security" not in doc["paths"]["/api/v1/login"]["post"]
+
+
+def test_no_platform_path_is_one_the_supernode_routes() -> None:
+    from starlette.routing import compile_path
+
+    supernode = [compile_path(r.path)[0] for r in SUPERNODE_ROUTES]
+    for route in ROUTES:
+        sample = route.path.replace("{name}", "x").replace("{token_id}", "1")
+        assert not any(p.match(sample) for p in supernode), route.path
