@@ -22,7 +22,6 @@ from .api_errors import STATUS_CODES, ApiError, forbidden
 from .config import ManagerConfig
 from .context import Context, Platform
 from .database import create_engine, database_url, session_factory, shown
-from .passwords import WeakPassword
 from .principal import authenticate, bearer
 from .ratelimit import LoginLimiter
 from .routes import ROUTES, ApiRoute
@@ -54,7 +53,9 @@ class ManagerApp:
             await migrate.upgrade(engine)
             sessions = session_factory(engine)
             await bootstrap.ensure_admin(sessions)
-        except (ValueError, OSError, SQLAlchemyError, WeakPassword) as exc:
+        except Exception as exc:
+            # Whatever the driver raises (a refused connection, a wrong password, a full disk, a bad URL): the
+            # platform is unavailable, said once, and the process hosting it goes on.
             log.error("the platform is unavailable: database %s: %s", shown_url, _reason(exc, self.config.database))
             await self.shutdown()
             return False
