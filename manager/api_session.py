@@ -32,8 +32,8 @@ async def login(ctx: Context) -> Response:
     async with ctx.platform.sessions.begin() as session:
         user = (await session.execute(select(User).where(User.name == username))).scalar()
         if user is None:
-            burn_time(password)
-        if user is None or user.disabled or not verify_password(user.password_hash, password):
+            await burn_time(password)
+        if user is None or user.disabled or not await verify_password(user.password_hash, password):
             limiter.failed(username, ctx.client, now)
             # Which of the name or the password was wrong is not told.
             raise unauthenticated("wrong username or password")
@@ -75,9 +75,9 @@ async def change_password(ctx: Context) -> Response:
         raise invalid(str(exc)) from None
     async with ctx.write(me.name) as session:
         user = await session.get(User, me.user_id)
-        if user is None or not verify_password(user.password_hash, old):
+        if user is None or not await verify_password(user.password_hash, old):
             raise ApiError(403, "forbidden", "the old password is wrong")
-        user.password_hash = hash_password(new)
+        user.password_hash = await hash_password(new)
         # Every other session of the user ends: whoever knew the old password is logged out.
         others = LoginSession.user_id == me.user_id
         if me.kind == "session":

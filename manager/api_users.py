@@ -78,10 +78,11 @@ async def create_user(ctx: Context) -> Response:
     if not NAME.match(name):
         raise invalid("name: letters, digits, '.', '_' and '-', starting with a letter or digit, up to 64")
     role = _role(body.text("role"))
-    password = _password(body.text("password"))
+    # Hashed before the transaction opens: it takes a while, and holds no lock meanwhile.
+    password_hash = await hash_password(_password(body.text("password")))
     try:
         async with ctx.write(name, f"role {role.value}") as session:
-            user = User(name=name, role=role.value, password_hash=hash_password(password), created_at=time.time(),
+            user = User(name=name, role=role.value, password_hash=password_hash, created_at=time.time(),
                         disabled=False)
             session.add(user)
             await session.flush()
@@ -100,9 +101,9 @@ async def patch_user(ctx: Context) -> Response:
     name = _name(ctx)
     body = await ctx.body("role", "password", "disabled")
     role = _role(body.text("role")) if "role" in body else None
-    password = _password(body.text("password")) if "password" in body else None
+    password_hash = await hash_password(_password(body.text("password"))) if "password" in body else None
     disabled = body.flag("disabled") if "disabled" in body else None
-    changes = ", ".join(what for what, value in (("role", role), ("password", password), ("disabled", disabled))
+    changes = ", ".join(what for what, value in (("role", role), ("password", password_hash), ("disabled", disabled))
                         if value is not None)
     async with ctx.write(name, f"changed {changes or 'nothing'}") as session:
         user = await _user(session, name)
@@ -113,8 +114,8 @@ async def patch_user(ctx: Context) -> Response:
             user.role = role.value
         if disabled is not None:
             user.disabled = disabled
-        if password is not None:
-            user.password_hash = hash_password(password)
+        if password_hash is not None:
+            user.password_hash = password_hash
             await session.execute(update(LoginSession).where(LoginSession.user_id == user.id).values(revoked=True))
     return JSONResponse(user_json(user))
 

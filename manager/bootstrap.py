@@ -33,11 +33,12 @@ async def ensure_admin(
     else:
         # WeakPassword names the rule; the caller reports it.
         check_strength(password)
+    password_hash = await hash_password(password)
     try:
         async with sessions.begin() as session:
             if (await session.execute(select(func.count()).select_from(User))).scalar_one():
                 return False
-            session.add(User(name=ADMIN, role=Role.ADMIN.value, password_hash=hash_password(password),
+            session.add(User(name=ADMIN, role=Role.ADMIN.value, password_hash=password_hash,
                              created_at=time.time(), disabled=False))
             source = "generated" if generated else f"${PASSWORD_ENV}"
             audit.record(session, audit.Actor("", "first-start", ""), "create_user", ADMIN, audit.OK,

@@ -1,7 +1,12 @@
-"""Passwords: argon2id hashes (argon2-cffi's defaults), and generated ones for the first admin and new users."""
+"""Passwords: argon2id hashes (argon2-cffi's defaults), and generated ones for the first admin and new users.
+
+Hashing takes tens of milliseconds of CPU by design: it runs in a thread (argon2-cffi releases the GIL), so that a
+login never stalls the event loop, which in a supernode also answers the swarms' heartbeats and views.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from argon2 import PasswordHasher
@@ -23,23 +28,27 @@ def check_strength(password: str) -> None:
         raise WeakPassword(f"a password has at most {MAX_LENGTH} characters")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
-def verify_password(stored: str, password: str) -> bool:
+def _verify(stored: str, password: str) -> bool:
     try:
         return _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
+async def verify_password(stored: str, password: str) -> bool:
+    return await asyncio.to_thread(_verify, stored, password)
+
+
 # Hashing a password nobody has, so a login for an unknown user takes as long as one with a wrong password.
 _DUMMY = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def burn_time(password: str) -> None:
-    verify_password(_DUMMY, password)
+async def burn_time(password: str) -> None:
+    await verify_password(_DUMMY, password)
 
 
 def generate_password() -> str:
