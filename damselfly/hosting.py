@@ -27,14 +27,20 @@ class HostedPlatform:
     def __init__(self, supernode: ASGIApp, manager: ManagerApp, supernode_paths: Iterable[str]) -> None:
         self.supernode = supernode
         self.manager = manager
-        # The supernode's path templates as Starlette matches them: its 404s and 405s stay its own.
-        self.owned: tuple[re.Pattern[str], ...] = tuple(compile_path(path)[0] for path in supernode_paths)
+        # The supernode's path templates as Starlette matches them (its 404s and 405s stay its own), as one
+        # alternation: one match per request on the supernode's hot path, not one per route.
+        # Their named groups become plain ones: two templates may name the same parameter.
+        patterns = [re.sub(r"\(\?P<\w+>", "(?:", compile_path(path)[0].pattern) for path in supernode_paths]
+        self.owned = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
         # damselfly/cli.py calls it on SIGTERM; the supernode's long-polls answer at once.
         self.begin_stop = getattr(supernode, "begin_stop", lambda: None)
         self._starting: asyncio.Task[bool] | None = None
 
     def supernode_owns(self, path: str) -> bool:
-        return any(pattern.match(path) for pattern in self.owned)
+        if self.owned.match(path) is not None:
+            return True
+        # Starlette redirects `/api/v1/peers/` to `/api/v1/peers`: that stays the supernode's answer too.
+        return path.endswith("/") and len(path) > 1 and self.owned.match(path.rstrip("/")) is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

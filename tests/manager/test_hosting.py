@@ -9,13 +9,31 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
+from damselfly.hosting import host
+from manager.app import ManagerApp
+from manager.config import ManagerConfig
 from supernode.client import SupernodeClient
+from supernode.config import SupernodeConfig
+from supernode.server import create_app
 from tests.support.identities import register_request
 from tests.support.ports import free_port, wait_http
 from tests.support.procs import ProcessFactory
 
 PASSWORD = "hosted-pass-1"
+
+
+@pytest.mark.parametrize(
+    ("path", "supernodes"),
+    [("/healthz", True), ("/metrics", True), ("/api/v1/peers", True), ("/api/v1/peers/", True),
+     ("/api/v1/peers/p1/heartbeat", True), ("/api/v1/swarms/sha256:ab/view", True), ("/api/v1/suspects/p1", True),
+     ("/api/v1/login", False), ("/api/v1/users/bob", False), ("/api/v1/tokens/3", False), ("/", False),
+     ("/api/v1/peers/a/b/c", False), ("/healthzz", False)],
+)
+def test_each_path_goes_to_its_owner(path: str, supernodes: bool, tmp_path: Path) -> None:
+    hosted = host(create_app(SupernodeConfig()), ManagerApp(ManagerConfig(data_dir=tmp_path)))
+    assert hosted.supernode_owns(path) is supernodes
 
 
 def _supernode(process_factory: ProcessFactory, tmp_path: Path, *extra: str) -> str:

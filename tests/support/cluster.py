@@ -93,7 +93,9 @@ class DamselflyCluster:
     def start_supernode(self) -> None:
         if not self.supernode_port:
             self.supernode_port = free_port()
-        args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}"]
+        # Its own data directory (the platform's database): not /var/lib of the machine, shared with other runs.
+        args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}",
+                "--data-dir", str(self.workdir / "supernode-data")]
         self.supernode = _start(
             args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token,
             self.operator_token,
