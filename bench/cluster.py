@@ -264,7 +264,9 @@ class Scenario:
         # The operators' token opens the supernode's listings, which a fault reads to find its target.
         operator_token = secrets.token_urlsafe(32)
         supernode_env = {**env, "DAMSELFLY_OPERATOR_TOKEN": operator_token}
-        supernode_args = sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}",
+        # --no-manager: the storm measures the data plane, and as root the platform's database would otherwise be
+        # the machine's own (/var/lib/damselfly/supernode).
+        supernode_args = sn.cmd(*python_cmd("supernode", "--listen", f"0.0.0.0:{SUPERNODE_PORT}", "--no-manager",
                                             "--log-level", self.settings.log_level))
         supernode_url = f"http://{sn.ip}:{SUPERNODE_PORT}"
 

@@ -203,7 +203,7 @@ class LoopbackBench:
         n = self._fresh
         sn_port, mirror_port, upload_port = free_loopback_port(), free_loopback_port(), free_loopback_port()
         supernode = procs.start(
-            Proc(python_cmd("supernode", "--listen", f"127.0.0.1:{sn_port}"),
+            Proc(python_cmd("supernode", "--listen", f"127.0.0.1:{sn_port}", "--no-manager"),
                  log_path=self.rundir / f"supernode-{n}.log", name="supernode", env=python_env())
         )
         # Peers come one after another: the previous one has stopped, and its gigabyte of store can go.

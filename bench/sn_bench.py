@@ -141,8 +141,8 @@ class SupernodeBench:
             supernode = procs.start(
                 Proc(
                     # The load's simulated hosts advertise addresses in 10/8 from loopback: admit that network.
-                    python_cmd("supernode", "--listen", f"127.0.0.1:{port}", "--peer-networks", "10.0.0.0/8",
-                               "--log-level", "warning"),
+                    python_cmd("supernode", "--listen", f"127.0.0.1:{port}", "--no-manager",
+                               "--peer-networks", "10.0.0.0/8", "--log-level", "warning"),
                     log_path=self.rundir / f"supernode-{trial}.log",
                     name="supernode",
                     env=python_env(),

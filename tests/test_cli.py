@@ -38,7 +38,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run("supernode", "--listen", f"127.0.0.1:{port}")
+        result = run("supernode", "--listen", f"127.0.0.1:{port}", "--no-manager")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"damselfly supernode: cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -26,7 +26,8 @@ def test_up_serves_a_pull_and_answers_on_both_ports(
     args = [
         sys.executable, "-m", "damselfly", "up", "--listen", f"127.0.0.1:{mirror}",
         "--supernode-listen", f"127.0.0.1:{supernode}", "--upload-listen", f"127.0.0.1:{upload}",
-        "--data-dir", str(tmp_path / "data"), "--upstream", registry.url,
+        "--data-dir", str(tmp_path / "data"),
+        "--supernode-data-dir", str(tmp_path / "supernode"), "--upstream", registry.url,
     ]
     log = tmp_path / "up.log"
     with ManagedProcess(args, log_path=log, env=CLEAN_ENV, ready_url=f"http://127.0.0.1:{mirror}/v2/",
@@ -45,7 +46,8 @@ def test_up_makes_its_cluster_secret_once_and_its_supernode_requires_it(tmp_path
     args = [
         sys.executable, "-m", "damselfly", "up", "--listen", f"127.0.0.1:{mirror}",
         "--supernode-listen", f"0.0.0.0:{supernode}", "--upload-listen", f"0.0.0.0:{free_port()}",
-        "--data-dir", str(tmp_path / "data"), "--upstream", "http://127.0.0.1:1",
+        "--data-dir", str(tmp_path / "data"),
+        "--supernode-data-dir", str(tmp_path / "supernode"), "--upstream", "http://127.0.0.1:1",
     ]
     secret_path = tmp_path / "data" / "join-token"
     api = f"http://127.0.0.1:{supernode}/api/v1"

@@ -161,7 +161,8 @@ def test_the_command_refuses_in_one_line_without_a_traceback() -> None:
 
 def test_an_open_cluster_says_so_in_the_log_and_at_healthz(tmp_path: Path) -> None:
     port = free_port()
-    args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"0.0.0.0:{port}", "--insecure-open-cluster"]
+    args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"0.0.0.0:{port}", "--insecure-open-cluster",
+            "--data-dir", str(tmp_path / "sn")]
     url = f"http://127.0.0.1:{port}"
     with ManagedProcess(args, log_path=tmp_path / "sn.log", env=CLEAN_ENV, ready_url=url + "/healthz", cwd=REPO) as sn:
         health = httpx.get(url + "/healthz", timeout=5.0, trust_env=False).json()

@@ -60,6 +60,7 @@ def test_under_mutual_tls_a_host_is_its_certificate(tmp_path: Path, registry: Re
     supernode_url = f"https://127.0.0.1:{port}"
     supernode = ManagedProcess(
         [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(tmp_path / "sn"),
          "--tls-cert", str(server.cert_path), "--tls-key", str(server.key_path), "--client-ca", str(ca.cert_path)],
         log_path=tmp_path / "supernode.log", env=env, cwd=ROOT, name="supernode",
     ).start()

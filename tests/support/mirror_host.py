@@ -96,6 +96,7 @@ class MirrorHost:
             "--upload-listen", f"127.0.0.1:{free_port()}",
             "--supernode-listen", f"127.0.0.1:{free_port()}",
             "--data-dir", str(self.workdir / "data"),
+            "--supernode-data-dir", str(self.workdir / "supernode"),
         ]
         self.process = ManagedProcess(
             args, log_path=self.workdir / "damselfly.log", env=CLEAN_ENV, cwd=REPO_ROOT, name="damselfly-up"
