@@ -93,9 +93,11 @@ class DamselflyCluster:
     def start_supernode(self) -> None:
         if not self.supernode_port:
             self.supernode_port = free_port()
-        # Its own data directory (the platform's database): not /var/lib of the machine, shared with other runs.
+        # Its own data directory: not /var/lib of the machine, shared with other runs. Without the platform: these
+        # clusters test the data plane, and the platform's start (migrations, the admin's argon2 hash) would take the
+        # CPU of a 2-core machine from timed pulls; tests/manager starts supernodes that host it.
         args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}",
-                "--data-dir", str(self.workdir / "supernode-data")]
+                "--data-dir", str(self.workdir / "supernode-data"), "--no-manager"]
         self.supernode = _start(
             args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token,
             self.operator_token,
