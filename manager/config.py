@@ -3,19 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.data_dir import default_data_dir
 from core.setting import Setting, setting, setting_factory
-
-
-def default_data_dir() -> Path:
-    """As the peer's (peer/config.py): /var/lib as root, else the user's own data directory (XDG)."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/damselfly/manager")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "damselfly" / "manager"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +25,7 @@ class ManagerConfig:
                 key="database", flag="--database", metavar="URL", shown_default="DATA_DIR/manager.sqlite3"),
     )
     data_dir: Path = setting_factory(
-        default_data_dir,
+        lambda: default_data_dir("manager"),
         Setting("where the manager keeps its SQLite database", key="data_dir", flag="--data-dir", kind="path",
                 metavar="DIR",
                 shown_default="/var/lib/damselfly/manager as root, else $XDG_DATA_HOME/damselfly/manager"),

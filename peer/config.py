@@ -3,20 +3,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.data_dir import default_data_dir
 from core.setting import Setting, setting, setting_factory
 from upstream.config import UpstreamConfig
-
-
-def default_data_dir() -> Path:
-    """A root daemon keeps its store in /var/lib; anyone else in their own data directory (XDG)."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/damselfly")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "damselfly"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,19 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.data_dir import default_data_dir
 from core.setting import Setting, setting, setting_factory
-
-
-def default_data_dir() -> Path:
-    """As the peer's (peer/config.py): /var/lib as root, else the user's own data directory (XDG)."""
-    if os.geteuid() == 0:
-        return Path("/var/lib/damselfly/supernode")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "damselfly" / "supernode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +82,7 @@ class SupernodeConfig:
     )
     # What the supernode keeps on disk: the platform's SQLite database, when it hosts the platform.
     data_dir: Path = setting_factory(
-        default_data_dir,
+        lambda: default_data_dir("supernode"),
         Setting("where the supernode keeps what it must (the platform's SQLite database)", key="data_dir",
                 flag="--data-dir", kind="path", metavar="DIR",
                 shown_default="/var/lib/damselfly/supernode as root, else $XDG_DATA_HOME/damselfly/supernode"),
