@@ -15,7 +15,6 @@ import uvicorn
 import uvloop
 
 from bench import cli as bench_cli
-from manager.app import ManagerApp
 from manager.config import ManagerConfig
 from peer.config import PeerConfig
 from peer.service import PeerService, StartupError
@@ -24,7 +23,7 @@ from proxy.config import ProxyConfig
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
-from . import cluster_secret, configure, control_cli, flags, hosting, settings
+from . import cluster_secret, configure, control_cli, flags, settings
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError
 
@@ -116,6 +115,11 @@ def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicor
     app = create_supernode_app(config)
     if config.manager:
         # The platform on the supernode's port, for the paths the supernode does not route (damselfly/hosting.py).
+        # Imported here: SQLAlchemy and Alembic cost a peer process 1.5 s of CPU at start for nothing.
+        from manager.app import ManagerApp
+
+        from . import hosting
+
         app = hosting.host(app, ManagerApp(manager))
     return make_server(
         app, tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca, zerocopy=False,
@@ -128,6 +132,8 @@ def _supernode_scheme(config: SupernodeConfig) -> str:
 
 async def _run_manager(config: ManagerConfig) -> int:
     sock = bind(config.listen_host, config.listen_port)
+    from manager.app import ManagerApp
+
     app = ManagerApp(config)
     # Alone, a database that cannot be opened is the end: the reason was logged, on one line.
     if not await app.startup():
