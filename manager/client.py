@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .routes import PREFIX
+from .paths import PREFIX
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_PAGES = 1000

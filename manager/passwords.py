@@ -7,6 +7,7 @@ login never stalls the event loop, which in a supernode also answers the swarms'
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -43,12 +44,17 @@ async def verify_password(stored: str, password: str) -> bool:
     return await asyncio.to_thread(_verify, stored, password)
 
 
-# Hashing a password nobody has, so a login for an unknown user takes as long as one with a wrong password.
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """The hash of a password nobody has, so a login for an unknown user takes as long as one with a wrong password.
+    Made at the first such login, not at import: the CLI imports this module for `generate_password` and should
+    not pay a hash for it."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 async def burn_time(password: str) -> None:
-    await verify_password(_DUMMY, password)
+    stored = await asyncio.to_thread(_dummy_hash)
+    await verify_password(stored, password)
 
 
 def generate_password() -> str:

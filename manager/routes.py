@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from . import api_audit, api_session, api_tokens, api_users, openapi
 from .context import Context
+from .paths import PREFIX
 from .permissions import Permission
 
-PREFIX = "/api/v1"
 Handler = Callable[[Context], Awaitable[Response]]
 _TEXT = {"type": "string"}
 
