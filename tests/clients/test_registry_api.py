@@ -151,7 +151,10 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "status", "code"), ERRORS)
+# Ids without the path: it holds a random registry name, and pytest-xdist needs every worker to collect the same ids.
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"), ERRORS, ids=[f"{i}-{m}-{s}-{c}" for i, (m, _, s, c) in enumerate(ERRORS)]
+)
 def test_errors_are_oci_json(
     mirror: MirrorHost, http: httpx.Client, method: str, path: str, status: int, code: str
 ) -> None:

@@ -51,6 +51,7 @@ def measure(kind: str, workdir: Path) -> DisruptionReport:
 
 @pytest.mark.root
 @pytest.mark.slow
+@pytest.mark.solo  # its time ratio must not measure the other tests' load
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_disrupted_storm_costs_little_more_than_an_undisturbed_one(kind: str, workdir: Path) -> None:
     report = measure(kind, workdir)

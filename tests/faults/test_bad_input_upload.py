@@ -160,7 +160,11 @@ def test_the_fuzzed_server_serves_real_pieces(upload: UploadTarget) -> None:
     assert beyond is not None and beyond.status == 404
 
 
-@pytest.mark.parametrize("target", [f"/pieces/{DIGEST}/0", "/pieces/sha256:bad/0", f"/pieces/{DIGEST}/9"])
+# Ids named, not made of DIGEST (random): pytest-xdist needs every worker to collect the same ids.
+@pytest.mark.parametrize(
+    "target", [f"/pieces/{DIGEST}/0", "/pieces/sha256:bad/0", f"/pieces/{DIGEST}/9"],
+    ids=["wrong-token", "bad-digest", "beyond-the-end"],
+)
 def test_answers_to_head_have_no_body(upload: UploadTarget, target: str) -> None:
     token = "wrong" if target.endswith("/0") else TOKEN
     request = f"HEAD {target} HTTP/1.1\r\nX-Damselfly-Token: {token}\r\nConnection: close\r\n\r\n".encode()
