@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cachetools import LRUCache
 from starlette.applications import Starlette
@@ -30,7 +31,7 @@ from starlette.routing import Route
 
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
-from core.file_key import file_key, keyed_url
+from core.file_key import file_key
 from peer.blob_handle import StoredBlob
 from peer.download import BlobDownload, DownloadFailed
 from peer.ratelimit import parse_rate
@@ -112,7 +113,8 @@ class FilesApi:
             async def confirm() -> None:
                 await client.confirm(origin_file, source_extra)
 
-        log.info("file %s (%d bytes) as %s", keyed_url(url, client.origin.ignore_query)[:200], size, key)
+        # Without its query, which may carry a signature: logs hold no credentials.
+        log.info("file %s (%d bytes) as %s", _without_query(url), size, key)
         answer_headers = {"content-type": "application/octet-stream", "content-length": str(size), KEY_HEADER: str(key)}
         if size == 0:
             if digest is not None and not (digest.algorithm == "sha256" and digest.hex == EMPTY_SHA256):
@@ -181,6 +183,11 @@ async def _read_request(request: Request) -> tuple[str, Digest | None, dict[str,
     except ValueError as exc:
         raise FileRequestError(400, str(exc)) from exc
     return fields["url"], digest, headers, rate
+
+
+def _without_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:200]
 
 
 def _loopback(request: Request) -> bool:

@@ -193,14 +193,20 @@ def test_standard_output_and_progress_on_a_terminal(
     assert piped.stdout == data and piped.stderr == b""
 
 
-def test_an_origin_cut_mid_body_is_resumed(tmp_path: Path) -> None:
+def test_an_origin_cut_mid_body_is_resumed_and_its_headers_go_to_it_only(tmp_path: Path) -> None:
     data = os.urandom(13 * MiB)
     with CuttingOrigin(data, cut_after=5 * MiB + 100) as origin:
+        config = origin_config(origin.base_url) + 'headers = { X-Origin-Token = "origin-secret-1" }\n'
         with DamselflyCluster(tmp_path / "cluster", upstream_url="http://127.0.0.1:1", peers_count=1,
-                              config_text=origin_config(origin.base_url)) as single:
+                              config_text=config) as single:
             result = get(origin.base_url + "/file.bin", "-o", str(tmp_path / "file.bin"),
-                         "--daemon", single.peers[0].files_url)
+                         "--header", "X-Caller-Token: caller-secret-2", "--daemon", single.peers[0].files_url)
+            logs = single.peers[0].log_path.read_text() + (tmp_path / "cluster" / "supernode.log").read_text()
         assert result.returncode == 0, result.stderr
+        # Both the configured and the caller's header reached the origin, with every request; no log holds them.
+        assert all(s.headers.get("X-Origin-Token") == "origin-secret-1" for s in origin.served)
+        assert all(s.headers.get("X-Caller-Token") == "caller-secret-2" for s in origin.served)
+        assert "secret-1" not in logs and "secret-2" not in logs and "file.bin" in logs
         assert (tmp_path / "file.bin").read_bytes() == data
         gets = [s for s in origin.served if s.method == "GET"]
     assert len(gets) == 2, gets

@@ -22,6 +22,7 @@ class Served:
     range: str
     if_match: str
     sent: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +83,6 @@ class CuttingOrigin(BackgroundHTTPServer):
                         self.wfile.flush()
                         self.close_connection = True
                 with origin.lock:
-                    origin.served.append(Served(self.command, asked, if_match, sent))
+                    origin.served.append(Served(self.command, asked, if_match, sent, dict(self.headers.items())))
 
         return Handler
