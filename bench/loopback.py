@@ -214,6 +214,7 @@ class LoopbackBench:
                 python_cmd(
                     "peer", "--supernode", f"http://127.0.0.1:{sn_port}", "--listen", f"127.0.0.1:{mirror_port}",
                     "--upload-listen", f"127.0.0.1:{upload_port}", "--data-dir", str(data_dir), "--upstream", upstream,
+                    "--files-listen", f"127.0.0.1:{free_loopback_port()}",
                     *extra,
                 ),
                 log_path=self.rundir / f"peer-{n}.log", name="peer", env=python_env(),

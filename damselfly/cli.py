@@ -20,10 +20,11 @@ from peer.config import PeerConfig
 from peer.service import PeerService, StartupError
 from proxy.app import create_app as create_proxy_app
 from proxy.config import ProxyConfig
+from proxy.files import create_files_app
 from supernode.config import SupernodeConfig
 from supernode.server import create_app as create_supernode_app
 
-from . import cluster_secret, configure, control_cli, flags, settings
+from . import cluster_secret, configure, control_cli, flags, get_cli, settings
 from .serving import BindError, bind, make_server, setup_logging, wait_started
 from .settings import SettingsError
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     described = commands.add_parser("settings", help="print every setting: flag, TOML key, default (Markdown)")
     described.add_argument("--toml", action="store_true", help="print a configuration file of every key at its default")
     configure.add_parser(commands)
+    get_cli.add_parser(commands)
     control_cli.add_parsers(commands)
     bench_cli.add_commands(commands)
     return parser
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None, *, peer_factory: PeerFactory = PeerS
         return 0
     if args.command in control_cli.COMMANDS:
         return control_cli.run(args)
+    if args.command == get_cli.COMMAND:
+        return get_cli.run(args)
     setup_logging(getattr(args, "log_level", None) or "info")
     try:
         conf = settings.load(getattr(args, "config", None))
@@ -177,6 +181,8 @@ async def _run_peer(
             f"{supernode.listen_port}", flush=True,
         )
     proxy_sock = bind(proxy_config.listen_host, proxy_config.listen_port)
+    # The files endpoint, on loopback (proxy/files.py); port 0 turns it off.
+    files_sock = bind(proxy_config.files_host, proxy_config.files_port) if proxy_config.files_port else None
     peer = peer_factory(peer_config)
     try:
         await peer.start()
@@ -186,11 +192,17 @@ async def _run_peer(
         servers.append(server)
         tasks.append(asyncio.create_task(server.serve(sockets=[proxy_sock])))
         await wait_started(server)
+        if files_sock is not None:
+            files_server = make_server(create_files_app(proxy_config, peer))
+            servers.append(files_server)
+            tasks.append(asyncio.create_task(files_server.serve(sockets=[files_sock])))
+            await wait_started(files_server)
         scheme = "https" if proxy_config.tls_cert else "http"
         print(
             f"damselfly peer {peer.peer_id}: registry mirror on {scheme}://{proxy_config.listen_host}:"
             f"{proxy_config.listen_port}, uploads on {peer_config.upload_host}:{peer.upload_port}, "
-            f"default upstream {proxy_config.registries[proxy_config.default_registry].url}",
+            f"default upstream {proxy_config.registries[proxy_config.default_registry].url}"
+            + (f", files on http://{proxy_config.files_host}:{proxy_config.files_port}" if files_sock else ""),
             flush=True,
         )
         await _run_until_signal(servers, tasks)

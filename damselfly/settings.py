@@ -14,6 +14,14 @@ per package, `[supernode]`, `[peer]` and `[proxy]`, and one `[[registry]]` table
     insecure = false
     library_prefix = false               # Docker Hub style: one-word names live under library/
     redirect_networks = []               # CIDRs its redirects may lead to besides public addresses
+
+and one `[[file_origin]]` table per web server files may come from (docs/files.md):
+
+    [[file_origin]]
+    url = "https://artifacts.example.test/releases/"   # a URL prefix: files under it only
+    headers = { Authorization = "Bearer ..." }         # sent to this origin only
+    ca_file = ""
+    ignore_query = ["X-Amz-Signature", "X-Amz-Date"]   # left out of the file key
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from peer.config import PeerConfig
 from peer.quota import QuotaPolicy
 from proxy.config import DOCKER_HUB, ProxyConfig
 from supernode.config import SupernodeConfig
+from upstream.origin import FileOrigin, OriginRefused, check_headers, check_url
 from upstream.registry import UpstreamRegistry
 
 from .flags import Section, SettingsError, host_port, parse_networks, read
@@ -154,6 +163,44 @@ def registries_from(settings: dict[str, Any]) -> list[UpstreamRegistry]:
     return found
 
 
+def file_origins_from(settings: dict[str, Any]) -> tuple[FileOrigin, ...]:
+    """The `[[file_origin]]` tables: the only web servers the files endpoint fetches from."""
+    entries = settings.get("file_origin", [])
+    if not isinstance(entries, list):
+        raise SettingsError("[[file_origin]] must be an array of tables")
+    found = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            raise SettingsError("each [[file_origin]] needs a url (a URL prefix such as https://files.example.com/)")
+        url = entry["url"]
+        unknown = set(entry) - {"url", "headers", "ca_file", "ignore_query"}
+        if unknown:
+            raise SettingsError(f"[[file_origin]] {url}: unknown fields {sorted(unknown)}")
+        headers, ignore = entry.get("headers", {}), entry.get("ignore_query", [])
+        if not isinstance(headers, dict) or not isinstance(ignore, list) or not all(isinstance(q, str) for q in ignore):
+            raise SettingsError(f"[[file_origin]] {url}: headers is a table, ignore_query a list of names")
+        try:
+            check_url(url)
+            checked = check_headers({str(k): str(v) for k, v in headers.items()}, f"[[file_origin]] {url}")
+        except OriginRefused as exc:
+            raise SettingsError(f"[[file_origin]] {url}: {exc}") from None
+        ca_file = str(entry.get("ca_file", ""))
+        if ca_file and not Path(ca_file).is_file():
+            raise SettingsError(f"[[file_origin]] {url}: ca_file {ca_file} is not a readable file")
+        found.append(FileOrigin(url, checked, ca_file, tuple(ignore)))
+    return tuple(found)
+
+
+def _check_files_listen(host: str, port: int) -> None:
+    """The files endpoint fetches with the origins' credentials for whoever reaches it: loopback only."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if port and not loopback:
+        raise SettingsError(f"--files-listen {host}:{port}: the files endpoint listens on loopback only")
+
+
 def _networks(registry: object, value: object) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """A registry's `redirect_networks`: CIDRs (`10.20.0.0/16`, `fd00::/8`), read as `peer_networks` are."""
     cidrs = parse_networks(value, f"[[registry]] {registry}: redirect_networks")
@@ -227,7 +274,10 @@ def peer_configs(
         registries.setdefault(DOCKER_HUB.name, DOCKER_HUB)
     if default not in registries:
         raise SettingsError(f"default_registry {default!r} is not a configured [[registry]]")
-    proxy = ProxyConfig(default_registry=default, registries=registries, **proxy_values)
+    _check_files_listen(proxy_values.get("files_host", "127.0.0.1"), proxy_values.get("files_port", 65003))
+    proxy = ProxyConfig(
+        default_registry=default, registries=registries, file_origins=file_origins_from(conf), **proxy_values
+    )
     return PeerConfig(**peer_values), proxy
 
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from core.digest import Digest
@@ -62,8 +62,13 @@ class BlobDownload:
         limits: RateLimits | None = None,
         piece_slots: asyncio.Semaphore | None = None,
         buffers: PieceBuffers | None = None,
+        verify: bool = True,
+        confirm: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.digest = digest
+        # Asked once every piece is here, before the blob lands: a file's origin still describes the version fetched
+        # (upstream/origin.py); raising fails the download with nothing landed.
+        self.confirm = confirm
         self.partial = partial
         self.layout = partial.layout
         self.config = config
@@ -89,7 +94,7 @@ class BlobDownload:
         self._generation = 0
         self._live = LiveTail()
         self._landing = PieceLanding(
-            digest, partial, store=store, stats=stats, live=self._live, notify=self._notify_pieces
+            digest, partial, store=store, stats=stats, live=self._live, notify=self._notify_pieces, verify=verify
         )
         self._fill = UpstreamFill(
             partial,
@@ -104,6 +109,12 @@ class BlobDownload:
         )
 
     # --- readers -----------------------------------------------------------------------------------
+
+    @property
+    def landing(self) -> PieceLanding:
+        """Where the pieces land: the progress of this download (bytes from peers and from the upstream) and, once
+        landed, the content's digest."""
+        return self._landing
 
     @property
     def data_path(self) -> Path:
@@ -261,6 +272,8 @@ class BlobDownload:
                         self.stats.fallbacks += 1
                 if not self.partial.complete:
                     await self._fill.run(source)
+                if self.confirm is not None:
+                    await self.confirm()
                 path = await self._landing.land()
                 landed = True
                 return path

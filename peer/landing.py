@@ -38,8 +38,12 @@ class PieceLanding:
         stats: PeerStats,
         live: LiveTail,
         notify: Callable[[], None],
+        verify: bool = True,
     ) -> None:
+        # The key the blob is stored and swarmed under. `verify`: it is the content's digest, which the whole blob
+        # must match; else it is a file key (core/file_key.py), and the content's sha256 is computed for the user.
         self.digest = digest
+        self.verify = verify
         self.partial = partial
         self.layout = partial.layout
         self.store = store
@@ -55,7 +59,12 @@ class PieceLanding:
         # Whether a piece from a peer (verified against the swarm's digests only) is in: then a blob that fails
         # its digest says the swarm's feeder lied, not the upstream.
         self.relied_on_swarm = False
-        self._hasher: Hasher = digest.hasher()
+        self._hasher: Hasher = self._new_hasher()
+        # The content's sha256 once the blob has landed (for a file key: what the user is told it got).
+        self.content_sha256 = ""
+        # This download's own counts, for the progress of one file (the host's totals are in `stats`).
+        self.bytes_from_upstream = 0
+        self.bytes_from_peers = 0
         self._hashed = 0  # pieces fed into the whole-blob hash, from the start
         self._hash_lock = asyncio.Lock()
         self._state_saved = float("-inf")  # the first verified piece is recorded at once
@@ -85,8 +94,10 @@ class PieceLanding:
         self.live.stored(self.layout.offset(index))
         if verified_sha256 is None:
             self.stats.bytes_from_upstream += len(data)
+            self.bytes_from_upstream += len(data)
         else:
             self.stats.bytes_from_peers += len(data)
+            self.bytes_from_peers += len(data)
         if self.reporter is not None:
             self.reporter.piece(index, piece_sha256 if self.feeder else None)
         self.notify()
@@ -98,7 +109,7 @@ class PieceLanding:
         async with self._hash_lock:
             self.partial.reset()
             self.live.stop()
-            self._hasher = self.digest.hasher()
+            self._hasher = self._new_hasher()
             self._hashed = 0
             self.relied_on_swarm = False
             self.feeder = False
@@ -108,10 +119,14 @@ class PieceLanding:
     async def land(self) -> Path:
         """Check the whole blob against its digest and move it into the store; raises BlobMismatch."""
         await self._advance_hash()
-        if self._hashed != self.layout.count or self._hasher.hexdigest() != self.digest.hex:
+        if self._hashed != self.layout.count or (self.verify and self._hasher.hexdigest() != self.digest.hex):
             self.stats.verify_failures += 1
             raise BlobMismatch(f"blob does not match its digest {self.digest}")
+        self.content_sha256 = self._hasher.hexdigest()
         return await self.store.commit(self.digest, self.partial)
+
+    def _new_hasher(self) -> Hasher:
+        return self.digest.hasher() if self.verify else hashlib.sha256()
 
     def _store(self, index: int, data: bytes | memoryview, digest_it: bool, in_order: bool) -> str:
         """Worker-thread part of `accept`: digest, write, and feed the whole-blob hash when in order."""

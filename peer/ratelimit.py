@@ -67,3 +67,19 @@ class RateLimits:
     upload: TokenBucket
     download: TokenBucket
     source: TokenBucket  # fetching from the upstream (the `source_rate` setting)
+
+    def within(self, rate: float) -> RateLimits:
+        """These limits, with fetching (from peers and from the upstream) also held to `rate` for one download."""
+        return RateLimits(self.upload, BothBuckets(self.download, rate), BothBuckets(self.source, rate))
+
+
+class BothBuckets(TokenBucket):
+    """A download's own bucket within the host's: a taker waits for both."""
+
+    def __init__(self, host: TokenBucket, rate: float) -> None:
+        super().__init__(rate)
+        self.host = host
+
+    async def consume(self, amount: int) -> None:
+        await self.host.consume(amount)
+        await super().consume(amount)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpcore
@@ -169,10 +169,17 @@ class PeerService:
     def active_downloads(self) -> int:
         return len(self.downloads)
 
-    async def open_blob(self, digest: Digest, size: int, source: RangeSource) -> BlobHandle:
+    async def open_blob(
+        self, digest: Digest, size: int, source: RangeSource, *, verify: bool = True,
+        confirm: Callable[[], Awaitable[None]] | None = None, rate: float = 0.0,
+    ) -> BlobHandle:
         """The blob for a reader: the complete file, opened, when the store holds it whole; else the download of
         it on this host, started from `source` if none is running. A blob that has just landed may be served
-        either way: its running download's readers get the same verified bytes."""
+        either way: its running download's readers get the same verified bytes.
+
+        A file (proxy/files.py) starts its download with `verify` False when `digest` is a file key, not its
+        content's digest (peer/landing.py), `confirm` (its origin still describes the version fetched) and `rate`
+        (bytes per second for this download, within the host's limits; 0: the host's limits only)."""
         stored = self._open_stored(digest, size)
         if stored is not None:
             return stored
@@ -183,7 +190,7 @@ class PeerService:
                 stored = self._open_stored(digest, size)
                 if stored is not None:
                     return stored
-                download = await self._start_download(digest, size, source)
+                download = await self._start_download(digest, size, source, verify, confirm, rate)
             return LiveBlob(download, self.stats)
 
     async def prefetch(self, digest: Digest, size: int, source: RangeSource) -> None:
@@ -202,7 +209,14 @@ class PeerService:
         self.store.touch(digest)  # quota wiring: a read is a use, for least-recently-used eviction
         return StoredBlob(file, self.stats)
 
-    async def _start_download(self, digest: Digest, size: int, source: RangeSource) -> BlobDownload:
+    def download_of(self, key: Digest) -> BlobDownload | None:
+        """The running (or just ended) download of a blob or file on this host, for its progress."""
+        return self.downloads.get(str(key))
+
+    async def _start_download(
+        self, digest: Digest, size: int, source: RangeSource, verify: bool = True,
+        confirm: Callable[[], Awaitable[None]] | None = None, rate: float = 0.0,
+    ) -> BlobDownload:
         """Called under `_open_lock`."""
         key = str(digest)
         layout = PieceLayout(size, choose_piece_size(size))
@@ -216,9 +230,11 @@ class PeerService:
             piece_http=self.piece_http,
             swarm=swarm,
             stats=self.stats,
-            limits=self.limits,
+            limits=self.limits.within(rate) if rate else self.limits,
             piece_slots=self.piece_slots,
             buffers=self.piece_buffers,
+            verify=verify,
+            confirm=confirm,
         )
         self.downloads[key] = download
         # The download is owned by the service, not by the request: it outlives a client that disconnects.

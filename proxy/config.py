@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.setting import Setting, setting
+from upstream.origin import FileOrigin
 from upstream.registry import UpstreamRegistry
 
 DOCKER_HUB = UpstreamRegistry(name="docker.io", url="https://registry-1.docker.io", library_prefix=True)
@@ -49,6 +50,16 @@ class ProxyConfig:
     )
     # Largest manifest accepted from an upstream (the CNCF registry's own limit).
     max_manifest_bytes: int = 4 * 1024 * 1024
+    # The files endpoint (proxy/files.py, docs/files.md): loopback only, as it fetches with the origins' credentials.
+    files_host: str = setting(
+        "127.0.0.1",
+        Setting("the loopback endpoint `damselfly get` fetches files through (docs/files.md)", key="files_listen",
+                flag="--files-listen", kind="host_port", metavar="HOST:PORT", port_field="files_port"),
+    )
+    # The port half of `files_listen`; 0 turns the endpoint off.
+    files_port: int = 65003
+    # The web servers files may come from, from the `[[file_origin]]` tables (damselfly/settings.py): no other.
+    file_origins: tuple[FileOrigin, ...] = ()
     # Both or neither: with them the mirror speaks https only.
     tls_cert: str = setting("", Setting("serve https with this certificate (PEM file)", key="tls_cert"))
     tls_key: str = setting("", Setting("the certificate's private key (PEM file)", key="tls_key"))

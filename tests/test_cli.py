@@ -55,6 +55,8 @@ def test_an_unreachable_supernode_is_retried_then_reported(tmp_path: Path) -> No
         f"127.0.0.1:{free_port()}",
         "--upload-listen",
         f"127.0.0.1:{free_port()}",
+        "--files-listen",
+        f"127.0.0.1:{free_port()}",
         "--data-dir",
         str(tmp_path),
         "--upstream",

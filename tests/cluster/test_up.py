@@ -26,6 +26,7 @@ def test_up_serves_a_pull_and_answers_on_both_ports(
     args = [
         sys.executable, "-m", "damselfly", "up", "--listen", f"127.0.0.1:{mirror}",
         "--supernode-listen", f"127.0.0.1:{supernode}", "--upload-listen", f"127.0.0.1:{upload}",
+        "--files-listen", f"127.0.0.1:{free_port()}",
         "--data-dir", str(tmp_path / "data"),
         "--supernode-data-dir", str(tmp_path / "supernode"), "--upstream", registry.url,
     ]
@@ -46,6 +47,7 @@ def test_up_makes_its_cluster_secret_once_and_its_supernode_requires_it(tmp_path
     args = [
         sys.executable, "-m", "damselfly", "up", "--listen", f"127.0.0.1:{mirror}",
         "--supernode-listen", f"0.0.0.0:{supernode}", "--upload-listen", f"0.0.0.0:{free_port()}",
+        "--files-listen", f"127.0.0.1:{free_port()}",
         "--data-dir", str(tmp_path / "data"),
         "--supernode-data-dir", str(tmp_path / "supernode"), "--upstream", "http://127.0.0.1:1",
     ]

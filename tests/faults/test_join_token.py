@@ -74,6 +74,7 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
         intruder = ManagedProcess(
             [sys.executable, "-m", "damselfly", "peer", "--supernode", cl.supernode_url,
              "--listen", f"127.0.0.1:{mirror_port}", "--upload-listen", f"127.0.0.1:{upload_port}",
+             "--files-listen", f"127.0.0.1:{free_port()}",
              "--data-dir", str(tmp_path / "intruder"), "--upstream", registry.url, "--supernode-timeout", "2"],
             log_path=tmp_path / "intruder.log", env=env_with_token("not-the-token"),
             cwd=Path(__file__).resolve().parents[2], name="intruder",

@@ -42,6 +42,12 @@ class PeerProcess:
     log_path: Path
     process: ManagedProcess
     join_token: str = ""
+    files_port: int = 0
+
+    @property
+    def files_url(self) -> str:
+        """The peer's files endpoint (proxy/files.py), what `damselfly get --daemon` is given."""
+        return f"http://127.0.0.1:{self.files_port}"
 
     @property
     def mirror_url(self) -> str:
@@ -106,13 +112,14 @@ class DamselflyCluster:
     def add_peer(self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly") -> PeerProcess:
         """Start a peer: `python -m <entry> peer ...`; a test entry point such as tests.support.faulty_peer
         takes the same flags as `damselfly` and wires a faulty peer."""
-        mirror_port, upload_port = free_port(), free_port()
+        mirror_port, upload_port, files_port = free_port(), free_port(), free_port()
         data_dir = self.workdir / f"peer{index}"
         args = [
             sys.executable, "-m", entry, "peer",
             "--supernode", self.supernode_url,
             "--listen", f"127.0.0.1:{mirror_port}",
             "--upload-listen", f"127.0.0.1:{upload_port}",
+            "--files-listen", f"127.0.0.1:{files_port}",
             "--data-dir", str(data_dir),
             "--upstream", self.upstream_url,
             *self.extra_peer_args, *(extra_args or []),
@@ -123,7 +130,9 @@ class DamselflyCluster:
             args += ["--config", str(config_path)]
         log_path = self.workdir / f"peer{index}.log"
         process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}", self.join_token)
-        peer = PeerProcess(index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token)
+        peer = PeerProcess(
+            index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token, files_port
+        )
         self.peers.append(peer)
         return peer
 

@@ -94,6 +94,7 @@ class MirrorHost:
             sys.executable, "-m", "damselfly", "up", "--config", str(config),
             "--listen", self.mirror_host,
             "--upload-listen", f"127.0.0.1:{free_port()}",
+            "--files-listen", f"127.0.0.1:{free_port()}",
             "--supernode-listen", f"127.0.0.1:{free_port()}",
             "--data-dir", str(self.workdir / "data"),
             "--supernode-data-dir", str(self.workdir / "supernode"),
