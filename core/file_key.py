@@ -1,6 +1,7 @@
 """The file key: what names a file's swarm (and its place in the store) when no digest of its content is given.
 
-A file fetched with its digest is keyed by that digest, like any blob. Without one, the key is derived from what
+A file fetched with its digest is keyed by a key derived from that digest alone (`digest_file_key`): the same
+file from any URL is one swarm, and never a blob's swarm. Without one, the key is derived from what
 says "this version of this file": the URL (with the query parameters an origin is configured to ignore, such as
 signatures that differ per request, left out), the size the origin states, and its validators (ETag,
 Last-Modified). A changed file has another size or other validators, so it is another swarm, never mixed with the
@@ -28,6 +29,15 @@ def keyed_url(url: str, ignored_query: Collection[str] = ()) -> str:
     ignored = {name.lower() for name in ignored_query}
     kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in ignored]
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(kept), ""))
+
+
+def digest_file_key(content: Digest) -> Digest:
+    """The swarm key of a file asked for by the digest of its content. Not the digest itself: a file's swarm and
+    store entry must never be a blob's, or anyone able to name a layer's digest on this host's files endpoint would
+    be served a private image's layer without the registry's say (the mirror checks access per blob; a file's
+    origin knows nothing of it)."""
+    description = "\n".join((_DOMAIN, "content", str(content)))
+    return Digest("sha256", hashlib.sha256(description.encode()).hexdigest())
 
 
 def file_key(url: str, size: int, etag: str, last_modified: str, ignored_query: Collection[str] = ()) -> Digest:

@@ -63,6 +63,7 @@ class BlobDownload:
         piece_slots: asyncio.Semaphore | None = None,
         buffers: PieceBuffers | None = None,
         verify: bool = True,
+        content: Digest | None = None,
         confirm: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.digest = digest
@@ -94,7 +95,8 @@ class BlobDownload:
         self._generation = 0
         self._live = LiveTail()
         self._landing = PieceLanding(
-            digest, partial, store=store, stats=stats, live=self._live, notify=self._notify_pieces, verify=verify
+            digest, partial, store=store, stats=stats, live=self._live, notify=self._notify_pieces, verify=verify,
+            content=content,
         )
         self._fill = UpstreamFill(
             partial,

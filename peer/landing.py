@@ -39,11 +39,14 @@ class PieceLanding:
         live: LiveTail,
         notify: Callable[[], None],
         verify: bool = True,
+        content: Digest | None = None,
     ) -> None:
-        # The key the blob is stored and swarmed under. `verify`: it is the content's digest, which the whole blob
-        # must match; else it is a file key (core/file_key.py), and the content's sha256 is computed for the user.
+        # `digest` is the key the blob is stored and swarmed under. With `verify`, the whole blob must match a
+        # digest: `content` when given (a file asked for by its digest, swarmed under a key of its own:
+        # core/file_key.py), else the key itself (a blob). Without, the key is a file key, and the content's sha256
+        # is computed for the user.
         self.digest = digest
-        self.verify = verify
+        self.expected: Digest | None = (content or digest) if verify else None
         self.partial = partial
         self.layout = partial.layout
         self.store = store
@@ -119,14 +122,15 @@ class PieceLanding:
     async def land(self) -> Path:
         """Check the whole blob against its digest and move it into the store; raises BlobMismatch."""
         await self._advance_hash()
-        if self._hashed != self.layout.count or (self.verify and self._hasher.hexdigest() != self.digest.hex):
+        expected = self.expected
+        if self._hashed != self.layout.count or (expected is not None and self._hasher.hexdigest() != expected.hex):
             self.stats.verify_failures += 1
-            raise BlobMismatch(f"blob does not match its digest {self.digest}")
+            raise BlobMismatch(f"blob does not match its digest {expected or self.digest}")
         self.content_sha256 = self._hasher.hexdigest()
         return await self.store.commit(self.digest, self.partial)
 
     def _new_hasher(self) -> Hasher:
-        return self.digest.hasher() if self.verify else hashlib.sha256()
+        return self.expected.hasher() if self.expected is not None else hashlib.sha256()
 
     def _store(self, index: int, data: bytes | memoryview, digest_it: bool, in_order: bool) -> str:
         """Worker-thread part of `accept`: digest, write, and feed the whole-blob hash when in order."""

@@ -170,15 +170,16 @@ class PeerService:
         return len(self.downloads)
 
     async def open_blob(
-        self, digest: Digest, size: int, source: RangeSource, *, verify: bool = True,
+        self, digest: Digest, size: int, source: RangeSource, *, verify: bool = True, content: Digest | None = None,
         confirm: Callable[[], Awaitable[None]] | None = None, rate: float = 0.0,
     ) -> BlobHandle:
         """The blob for a reader: the complete file, opened, when the store holds it whole; else the download of
         it on this host, started from `source` if none is running. A blob that has just landed may be served
         either way: its running download's readers get the same verified bytes.
 
-        A file (proxy/files.py) starts its download with `verify` False when `digest` is a file key, not its
-        content's digest (peer/landing.py), `confirm` (its origin still describes the version fetched) and `rate`
+        A file (proxy/files.py) is stored and swarmed under a file key (core/file_key.py), never under a blob's
+        digest; it starts its download with `content`, the digest the user gave, or with `verify` False when there
+        is none (peer/landing.py), `confirm` (its origin still describes the version fetched) and `rate`
         (bytes per second for this download, within the host's limits; 0: the host's limits only)."""
         stored = self._open_stored(digest, size)
         if stored is not None:
@@ -190,7 +191,7 @@ class PeerService:
                 stored = self._open_stored(digest, size)
                 if stored is not None:
                     return stored
-                download = await self._start_download(digest, size, source, verify, confirm, rate)
+                download = await self._start_download(digest, size, source, verify, content, confirm, rate)
             return LiveBlob(download, self.stats)
 
     async def prefetch(self, digest: Digest, size: int, source: RangeSource) -> None:
@@ -214,7 +215,7 @@ class PeerService:
         return self.downloads.get(str(key))
 
     async def _start_download(
-        self, digest: Digest, size: int, source: RangeSource, verify: bool = True,
+        self, digest: Digest, size: int, source: RangeSource, verify: bool = True, content: Digest | None = None,
         confirm: Callable[[], Awaitable[None]] | None = None, rate: float = 0.0,
     ) -> BlobDownload:
         """Called under `_open_lock`."""
@@ -234,6 +235,7 @@ class PeerService:
             piece_slots=self.piece_slots,
             buffers=self.piece_buffers,
             verify=verify,
+            content=content,
             confirm=confirm,
         )
         self.downloads[key] = download

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from core.digest import Digest, InvalidDigest
 from core.errors import RegistryError
-from core.file_key import file_key
+from core.file_key import digest_file_key, file_key
 from peer.blob_handle import StoredBlob
 from peer.download import BlobDownload, DownloadFailed
 from peer.ratelimit import parse_rate
@@ -60,13 +60,14 @@ class FileFetch:
 
     key: Digest
     size: int
-    verified_digest: bool
+    # The digest the caller gave, which the whole file was checked against (None: none given).
+    content: Digest | None
     download: BlobDownload | None
 
     def progress(self) -> dict[str, Any]:
         download = self.download
         answer: dict[str, Any] = {"key": str(self.key), "size": self.size, "from_peers": 0, "from_origin": 0}
-        digest = str(self.key) if self.verified_digest else ""
+        digest = str(self.content) if self.content is not None else ""
         if download is None:
             return {**answer, "state": "done", "have": self.size, "digest": digest, "error": ""}
         landing = download.landing
@@ -105,7 +106,7 @@ class FilesApi:
         origin_file = await client.probe(url, extra)
         size = origin_file.size
         if digest is not None:
-            key, confirm = digest, None
+            key, confirm = digest_file_key(digest), None
         else:
             key = file_key(url, size, origin_file.etag, origin_file.last_modified, client.origin.ignore_query)
             source_extra = extra
@@ -119,16 +120,17 @@ class FilesApi:
         if size == 0:
             if digest is not None and not (digest.algorithm == "sha256" and digest.hex == EMPTY_SHA256):
                 raise FileRequestError(409, f"the origin's file is empty, which does not match {digest}")
-            self.fetches[str(key)] = FileFetch(key, 0, digest is not None, None)
+            self.fetches[str(key)] = FileFetch(key, 0, digest, None)
             return Response(b"", headers=answer_headers)
         source = FileSource(client, origin_file, extra)
         blob = await self.peer.open_blob(
-            key, size, source, verify=digest is not None, confirm=confirm if digest is None else None, rate=rate
+            key, size, source, verify=digest is not None, content=digest, confirm=confirm if digest is None else None,
+            rate=rate,
         )
         if isinstance(blob, StoredBlob):
-            self.fetches[str(key)] = FileFetch(key, size, digest is not None, None)
+            self.fetches[str(key)] = FileFetch(key, size, digest, None)
             return StoredBlobResponse(blob, 0, size - 1, status_code=200, headers=answer_headers)
-        self.fetches[str(key)] = FileFetch(key, size, digest is not None, blob.download)
+        self.fetches[str(key)] = FileFetch(key, size, digest, blob.download)
         try:
             await blob.wait_readable(0)
         except DownloadFailed as exc:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.file_key import file_key, keyed_url
+from core.digest import Digest
+from core.file_key import digest_file_key, file_key, keyed_url
 from upstream.origin import FileOrigin, FileOrigins, OriginRefused, check_headers
 
 
@@ -62,3 +63,12 @@ def test_the_longest_prefix_wins_and_headers_are_checked() -> None:
     for bad in ({"Range": "bytes=0-"}, {"X-A": "1\r\nHost: evil"}, {"bad name": "1"}):
         with pytest.raises(OriginRefused):
             check_headers(bad, "headers")
+
+
+def test_a_file_asked_for_by_digest_is_never_keyed_as_that_blob() -> None:
+    layer = Digest.parse("sha256:" + "ab" * 32)
+    key = digest_file_key(layer)
+    # Not the blob's swarm or store entry: the files endpoint cannot be asked for a private layer by its digest.
+    assert key != layer and key.algorithm == "sha256"
+    assert key == digest_file_key(Digest.parse("sha256:" + "ab" * 32))
+    assert key != digest_file_key(Digest.parse("sha256:" + "cd" * 32))
