@@ -45,8 +45,3 @@ def test_a_peers_start_imports_neither_sqlalchemy_nor_argon2() -> None:
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == "[]"
 
-
-def test_the_clients_prefix_is_the_route_tables() -> None:
-    from manager import client, paths, routes
-
-    assert client.PREFIX == routes.PREFIX == paths.PREFIX
