@@ -3,11 +3,15 @@ facts, parsed strictly."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from core.pieces import MiB
-from supernode.api import ROLE_FEEDER, BadRequest, HeartbeatRequest, HostFacts, RegisterRequest
+from supernode.api import ROLE_FEEDER, BadRequest, HeartbeatRequest, HostFacts, PeerList, RegisterRequest
+from supernode.config import SupernodeConfig
 from supernode.scheduler import Scheduler, UnknownSwarm
+from supernode.server import create_app
+from tests.support.identities import OPERATOR_TOKEN, operator_headers, register_body, registered
 
 DIGEST = "sha256:" + "cd" * 32
 SIZE = 10 * MiB
@@ -81,3 +85,18 @@ def test_facts_round_trip_and_are_optional() -> None:
     register = {"peer_id": "p0", "upload_port": 1, "host": facts.to_json()}
     assert RegisterRequest.parse(register).host == facts
     assert RegisterRequest.parse({"peer_id": "p0", "upload_port": 1}).host is None
+
+
+async def test_the_supernode_answers_a_bad_heartbeat_body_400_and_keeps_good_facts() -> None:
+    app = create_app(SupernodeConfig(operator_token=OPERATOR_TOKEN))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sn") as http:
+        host = registered("p0", (await http.post("/api/v1/peers", json=register_body("p0"))).json())
+        beat = f"/api/v1/peers/{host.peer_id}/heartbeat"
+        bad = await http.post(beat, json={"host": {"disk_used": -5}}, headers=host.headers)
+        assert bad.status_code == 400 and "disk_used" in bad.json()["error"]
+        assert (await http.post(beat, content=b"[1]", headers=host.headers)).status_code == 400
+        assert (await http.post(beat, headers=host.headers)).status_code == 204  # an older peer's: no body
+        facts = HostFacts(hostname="n1", disk_used=7, swarms=1)
+        assert (await http.post(beat, json={"host": facts.to_json()}, headers=host.headers)).status_code == 204
+        listed = PeerList.from_json((await http.get("/api/v1/peers", headers=operator_headers())).json())
+    assert listed.peers[0].host == facts and listed.heartbeat_interval == 2.0
