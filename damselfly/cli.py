@@ -22,6 +22,7 @@ from proxy.app import create_app as create_proxy_app
 from proxy.config import ProxyConfig
 from proxy.files import create_files_app
 from supernode.config import SupernodeConfig
+from supernode.scheduler import Scheduler
 from supernode.server import create_app as create_supernode_app
 
 from . import cluster_secret, configure, control_cli, flags, get_cli, settings
@@ -116,15 +117,18 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
 
 
 def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicorn.Server:
-    app = create_supernode_app(config)
+    scheduler = Scheduler(config.scheduler_config())
+    app = create_supernode_app(config, scheduler)
     if config.manager:
         # The platform on the supernode's port, for the paths the supernode does not route (damselfly/hosting.py).
         # Imported here: SQLAlchemy and Alembic cost a peer process 1.5 s of CPU at start for nothing.
         from manager.app import ManagerApp
+        from manager.host_source import SchedulerSource
 
         from . import hosting
 
-        app = hosting.host(app, ManagerApp(manager))
+        # It reads the hosts from this scheduler in place, and tells it the cordoned ones.
+        app = hosting.host(app, ManagerApp(manager, SchedulerSource(scheduler)))
     return make_server(
         app, tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca, zerocopy=False,
     )

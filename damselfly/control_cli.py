@@ -1,4 +1,5 @@
-"""The platform's commands over its API (manager/client.py): `login`, `logout`, `user ...`, `token ...`.
+"""The platform's commands over its API (manager/client.py): `login`, `logout`, `user ...`, `token ...`, `host ...`,
+`cluster ...`.
 
 Each takes `--server URL` and `--token T`; `$DAMSELFLY_SERVER` and `$DAMSELFLY_TOKEN` when they are not given, and
 else the session `damselfly login` stored. A refusal exits 1 with the server's reason on one line; so does a server
@@ -15,13 +16,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# Neither imports SQLAlchemy (nor argon2): damselfly/cli.py imports this module at every start, a peer's included.
 from manager.client import ClientError, ManagerClient
-from manager.passwords import generate_password
 from manager.permissions import Permission, Role
 
 from . import session_file
 
-COMMANDS = ("login", "logout", "user", "token")
+COMMANDS = ("login", "logout", "user", "token", "host", "cluster")
+HOST_STATES = ("healthy", "stale", "down")
 SERVER_ENV = "DAMSELFLY_SERVER"
 TOKEN_ENV = "DAMSELFLY_TOKEN"
 
@@ -70,6 +72,47 @@ def add_parsers(commands: Any) -> None:
     drop = token.add_parser("delete", help="delete an API token")
     drop.add_argument("id")
     for sub in (make, tokens, drop):
+        _connection_flags(sub)
+    _add_target_parsers(commands)
+
+
+def _add_target_parsers(commands: Any) -> None:
+    host = commands.add_parser("host", help="hosts: live state, cordon").add_subparsers(dest="action", required=True)
+    hosts = host.add_parser("list", help="list hosts, live (and those gone, as down)")
+    hosts.add_argument("--cluster", default="", metavar="C", help="only the hosts of this cluster")
+    hosts.add_argument("--state", default="", choices=HOST_STATES, help="only the hosts in this state")
+    hosts.add_argument("--label", action="append", default=[], metavar="K=V", help="only hosts with this label "
+                       "(repeat: all must match)")
+    hosts.add_argument("--json", action="store_true")
+    show = host.add_parser("show", help="one host, as JSON")
+    show.add_argument("id")
+    cordon = host.add_parser("cordon", help="cordon a host: it is chosen as no parent")
+    cordon.add_argument("id")
+    uncordon = host.add_parser("uncordon", help="lift a host's cordon")
+    uncordon.add_argument("id")
+    for sub in (hosts, show, cordon, uncordon):
+        _connection_flags(sub)
+
+    cluster = commands.add_parser("cluster", help="clusters: named groups of hosts").add_subparsers(
+        dest="action", required=True)
+    create = cluster.add_parser("create", help="create a cluster; its join token is printed once")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.add_argument("--label", action="append", default=[], metavar="K=V",
+                        help="a label the cluster's hosts have (repeat: a selector, all must match)")
+    create.add_argument("--cidr", action="append", default=[], metavar="CIDR", help="hosts whose address is in it "
+                        "(repeat)")
+    create.add_argument("--hostname", action="append", default=[], metavar="H",
+                        help="hosts of this name, globs allowed: 'web-*' (repeat)")
+    clusters = cluster.add_parser("list", help="list clusters")
+    clusters.add_argument("--json", action="store_true")
+    one = cluster.add_parser("show", help="one cluster, as JSON")
+    one.add_argument("name")
+    delete = cluster.add_parser("delete", help="delete a cluster")
+    delete.add_argument("name")
+    rotate = cluster.add_parser("token", help="a new join token for the cluster, printed once; the old one stops")
+    rotate.add_argument("name")
+    for sub in (create, clusters, one, delete, rotate):
         _connection_flags(sub)
 
 
@@ -155,6 +198,8 @@ def _cell(value: Any) -> str:
 
 
 def _user_create(args: argparse.Namespace) -> None:
+    from manager.passwords import generate_password  # argon2's import only where a password is made
+
     generated = not args.password_stdin
     password = generate_password() if generated else _read_password(True, "")
     with _client(args) as client:
@@ -205,6 +250,88 @@ def _token_delete(args: argparse.Namespace) -> None:
     print(f"deleted token {args.id}")
 
 
+def _host_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        hosts = client.hosts(args.cluster, args.state, args.label)
+    if args.json:
+        print(json.dumps(hosts, indent=2))
+        return
+    rows = [{**h, "cordoned": "yes" if h.get("cordoned") else "", "disk": _disk(h.get("disk") or {}),
+             "labels": [f"{k}={v}" for k, v in sorted((h.get("labels") or {}).items())]} for h in hosts]
+    _print_table(rows, ["id", "hostname", "state", "address", "labels", "disk", "swarms", "cordoned", "last_seen"])
+
+
+def _disk(disk: dict[str, Any]) -> str:
+    used, total = disk.get("used") or 0, disk.get("total") or 0
+    return f"{_bytes(used)}/{_bytes(total)}" if total else _bytes(used)
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(count)
+
+
+def _host_show(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        print(json.dumps(client.host(args.id), indent=2))
+
+
+def _host_cordon(args: argparse.Namespace) -> None:
+    cordoned = args.action == "cordon"
+    with _client(args) as client:
+        host = client.cordon(args.id, cordoned)
+    print(f"{'cordoned' if cordoned else 'uncordoned'} host {host['id']}")
+    if not host.get("scheduler_told", True):
+        print("(the supernodes were not told: a manager alone stores the cordon only; see docs/platform.md)",
+              file=sys.stderr)
+
+
+def _cluster_create(args: argparse.Namespace) -> None:
+    labels: dict[str, str] = {}
+    for text in args.label:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--label: expected KEY=VALUE, got {text[:64]!r}")
+        labels[key] = value
+    with _client(args) as client:
+        made = client.create_cluster(args.name, args.description, labels, args.cidr, args.hostname)
+    # The token alone on stdout, as `token create` does; what it is on stderr.
+    print(made["token"])
+    print(f"cluster {made['name']} created; its join token is shown this once", file=sys.stderr)
+
+
+def _cluster_list(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        clusters = client.clusters()
+    if args.json:
+        print(json.dumps(clusters, indent=2))
+        return
+    rows = [{**c, "labels": [f"{k}={v}" for k, v in sorted(c["labels"].items())]} for c in clusters]
+    _print_table(rows, ["name", "labels", "cidrs", "hostnames", "description", "created"])
+
+
+def _cluster_show(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        print(json.dumps(client.cluster(args.name), indent=2))
+
+
+def _cluster_delete(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        client.delete_cluster(args.name)
+    print(f"deleted cluster {args.name}")
+
+
+def _cluster_token(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        made = client.rotate_cluster_token(args.name)
+    print(made["token"])
+    print(f"cluster {made['name']}: a new join token, shown this once; the old one no longer works", file=sys.stderr)
+
+
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = {
     ("login", None): _login,
     ("logout", None): _logout,
@@ -214,4 +341,13 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = 
     ("token", "create"): _token_create,
     ("token", "list"): _token_list,
     ("token", "delete"): _token_delete,
+    ("host", "list"): _host_list,
+    ("host", "show"): _host_show,
+    ("host", "cordon"): _host_cordon,
+    ("host", "uncordon"): _host_cordon,
+    ("cluster", "create"): _cluster_create,
+    ("cluster", "list"): _cluster_list,
+    ("cluster", "show"): _cluster_show,
+    ("cluster", "delete"): _cluster_delete,
+    ("cluster", "token"): _cluster_token,
 }

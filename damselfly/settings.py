@@ -93,7 +93,10 @@ class Settings:
 # What each command offers. `up` runs its own supernode: the peer dials it, so it takes neither `--supernode` nor
 # `--supernode-timeout`, and its supernode's listener is `--supernode-listen` beside the mirror's `--listen`.
 # A supernode hosting the platform keeps its database in the supernode's `--data-dir` and serves it on its port.
-HOSTED_MANAGER = Section("manager", ManagerConfig, without=frozenset({"listen_host", "data_dir"}))
+# It reads its hosts from that supernode's own registry, not from another's API.
+HOSTED_MANAGER = Section(
+    "manager", ManagerConfig, without=frozenset({"listen_host", "data_dir", "supernodes", "supernode_token"})
+)
 SUPERNODE = (
     Section("", CommandFlags, without=frozenset({"upstream"})), Section("supernode", SupernodeConfig), HOSTED_MANAGER
 )

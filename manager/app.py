@@ -22,6 +22,8 @@ from .api_errors import STATUS_CODES, ApiError, forbidden
 from .config import ManagerConfig
 from .context import Context, Platform
 from .database import create_engine, database_url, session_factory, shown
+from .host_source import HostSource, SupernodeApiSource
+from .hosts import HostBook
 from .principal import authenticate, bearer
 from .ratelimit import LoginLimiter
 from .routes import ROUTES, ApiRoute
@@ -33,8 +35,15 @@ _REFUSALS = {401, 403, 429}
 
 
 class ManagerApp:
-    def __init__(self, config: ManagerConfig) -> None:
+    def __init__(self, config: ManagerConfig, hosts: HostSource | None = None) -> None:
+        """`hosts`: the supernode's own registry when it hosts the platform (damselfly/hosting.py); else, with
+        `config.supernodes`, their API is read."""
         self.config = config
+        self.host_source = hosts
+        if hosts is None and config.supernodes:
+            self.host_source = SupernodeApiSource(
+                config.supernodes.split(","), config.supernode_token, timeout=config.supernode_timeout
+            )
         self.engine: AsyncEngine | None = None
         self.platform: Platform | None = None
         self.app = Starlette(
@@ -62,7 +71,13 @@ class ManagerApp:
         limiter = LoginLimiter(
             self.config.login_failures_per_user, self.config.login_failures_per_address, self.config.login_window
         )
-        self.platform = Platform(self.config, sessions, limiter, ROUTES)
+        book = HostBook(self.host_source, self.config)
+        try:
+            # The cordons the database keeps reach a scheduler that started without them (its restart, or ours).
+            await book.push_cordons(sessions)
+        except Exception as exc:
+            log.warning("the cordoned hosts could not be told to the scheduler: %s", _reason(exc, self.config.database))
+        self.platform = Platform(self.config, sessions, limiter, ROUTES, book)
         log.info("the platform is up: database %s", shown_url)
         return True
 
@@ -70,6 +85,8 @@ class ManagerApp:
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
+        if self.host_source is not None:
+            await self.host_source.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -64,9 +64,9 @@ class ManagerClient:
         self.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: dict[str, str] | None = None) -> Any:
+              params: list[tuple[str, str]] | None = None) -> Any:
         try:
-            answer = self._http.request(method, PREFIX + path, json=body, params=params)
+            answer = self._http.request(method, PREFIX + path, json=body, params=tuple(params or ()))
         except httpx.TimeoutException:
             raise ClientError(f"{self.server} did not answer in time") from None
         except httpx.TransportError as exc:
@@ -81,15 +81,15 @@ class ManagerClient:
             raise ClientError(f"{self.server} answered {answer.status_code} with no JSON: is it a Damselfly "
                               "manager?") from None
 
-    def _pages(self, path: str) -> list[Any]:
+    def _pages(self, path: str, query: list[tuple[str, str]] | None = None) -> list[Any]:
         items: list[Any] = []
-        params = {"limit": "500"}
+        cursor: list[tuple[str, str]] = []
         for _ in range(MAX_PAGES):
-            page = self._call("GET", path, params=params)
+            page = self._call("GET", path, params=[("limit", "500"), *(query or []), *cursor])
             items.extend(page["items"])
             if not page.get("next"):
                 break
-            params["cursor"] = str(page["next"])
+            cursor = [("cursor", str(page["next"]))]
         return items
 
     def login(self, username: str, password: str) -> Session:
@@ -121,6 +121,36 @@ class ManagerClient:
 
     def delete_token(self, token_id: str) -> None:
         self._call("DELETE", f"/tokens/{_segment(token_id)}")
+
+    def hosts(self, cluster: str = "", state: str = "", labels: list[str] | None = None) -> list[dict[str, Any]]:
+        query = [(name, value) for name, value in (("cluster", cluster), ("state", state)) if value]
+        # One `label` per selector pair.
+        query += [("label", label) for label in labels or []]
+        return cast(list[dict[str, Any]], self._pages("/hosts", query))
+
+    def host(self, host_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", f"/hosts/{_segment(host_id)}"))
+
+    def cordon(self, host_id: str, cordoned: bool) -> dict[str, Any]:
+        action = "cordon" if cordoned else "uncordon"
+        return cast(dict[str, Any], self._call("POST", f"/hosts/{_segment(host_id)}/{action}"))
+
+    def clusters(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._pages("/clusters"))
+
+    def cluster(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", f"/clusters/{_segment(name)}"))
+
+    def create_cluster(self, name: str, description: str, labels: dict[str, str], cidrs: list[str],
+                       hostnames: list[str]) -> dict[str, Any]:
+        body = {"name": name, "description": description, "labels": labels, "cidrs": cidrs, "hostnames": hostnames}
+        return cast(dict[str, Any], self._call("POST", "/clusters", body))
+
+    def delete_cluster(self, name: str) -> None:
+        self._call("DELETE", f"/clusters/{_segment(name)}")
+
+    def rotate_cluster_token(self, name: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("POST", f"/clusters/{_segment(name)}/token"))
 
 
 def _segment(value: str) -> str:

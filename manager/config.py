@@ -30,6 +30,26 @@ class ManagerConfig:
                 metavar="DIR",
                 shown_default="/var/lib/damselfly/manager as root, else $XDG_DATA_HOME/damselfly/manager"),
     )
+    # A manager alone reads the hosts from these supernodes' API (manager/host_source.py); hosted, from its own.
+    supernodes: str = setting(
+        "",
+        Setting("supernodes to read the hosts from, when the manager runs alone", key="supernodes",
+                flag="--supernode", kind="urls", metavar="URL[,URL...]", shown_default="none: hosts as last stored"),
+    )
+    supernode_token: str = setting(
+        "",
+        Setting("file holding the supernodes' operators' token (mode 0600), with which a manager alone reads their "
+                "hosts", key="supernode_token_file", flag="--supernode-token-file", kind="secret_file",
+                env="DAMSELFLY_OPERATOR_TOKEN", metavar="FILE"),
+    )
+    # How long a manager alone waits for a supernode's answer before showing its hosts as last stored.
+    supernode_timeout: float = 3.0
+    # Host states, in heartbeat intervals since last heard (manager/hosts.py): healthy up to this, stale up to the
+    # next, down beyond.
+    healthy_beats: float = 2.0
+    stale_beats: float = 6.0
+    # A live host's row is written at most this often (and when its address, labels, name or version change).
+    host_write_every: float = 30.0
     # Sessions from `POST /api/v1/login` last this long.
     session_ttl: float = 12 * 3600.0
     # Failed logins: this many in `login_window` seconds, per username or per client address, and the next waits.

@@ -16,6 +16,7 @@ from .ratelimit import LoginLimiter
 from .request_body import JsonObject, read_json
 
 if TYPE_CHECKING:
+    from .hosts import HostBook
     from .principal import Principal
     from .routes import ApiRoute
 
@@ -28,6 +29,8 @@ class Platform:
     sessions: async_sessionmaker[AsyncSession]
     limiter: LoginLimiter
     routes: tuple[ApiRoute, ...]
+    # The hosts, live from the supernode(s), over what the database kept (manager/hosts.py).
+    hosts: HostBook
 
 
 @dataclass(slots=True)

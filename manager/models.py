@@ -1,11 +1,11 @@
-"""The tables: users, API tokens, sessions (migration 0001) and the audit log (0002).
+"""The tables: users, API tokens, sessions (migration 0001), the audit log (0002), hosts and clusters (0003).
 
 Times are seconds since the epoch (a float), the same in SQLite and PostgreSQL; secrets are stored only as hashes.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -64,3 +64,47 @@ class AuditEntry(Base):
     result: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     client: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Host(Base):
+    """What the platform has seen of a host (manager/hosts.py): kept so that a host gone from the supernodes is still
+    listed, as down, with its last-seen time; and the operator's cordon."""
+
+    __tablename__ = "hosts"
+
+    # The row's number orders the listing and its pages; `host_id` is the peer id the supernode knows it by.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host_id: Mapped[str] = mapped_column(String(255), unique=True)
+    hostname: Mapped[str] = mapped_column(String(255), default="")
+    url: Mapped[str] = mapped_column(String(512), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    version: Mapped[str] = mapped_column(String(255), default="")
+    disk_used: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    disk_quota: Mapped[int] = mapped_column(BigInteger, default=0)
+    upload_rate: Mapped[int] = mapped_column(BigInteger, default=0)
+    download_rate: Mapped[int] = mapped_column(BigInteger, default=0)
+    swarms: Mapped[int] = mapped_column(Integer, default=0)
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    cordoned: Mapped[bool] = mapped_column(default=False)
+    # Who cordoned it, when: shown with the host.
+    cordoned_by: Mapped[str] = mapped_column(String(64), default="")
+    cordoned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Cluster(Base):
+    """A named group of hosts: a host is in it if it matches any of its scopes (manager/clusters.py)."""
+
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Scopes: a label selector (every pair must match), CIDRs of the host's address, host names (globs).
+    labels: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    cidrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    hostnames: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # sha256 of the cluster's join token (manager/tokens.py); the token is shown once, at create or rotation.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)

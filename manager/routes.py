@@ -13,13 +13,16 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import api_audit, api_session, api_tokens, api_users, openapi
+from . import api_audit, api_clusters, api_hosts, api_session, api_tokens, api_users, openapi
 from .context import Context
 from .paths import PREFIX
 from .permissions import Permission
 
 Handler = Callable[[Context], Awaitable[Response]]
 _TEXT = {"type": "string"}
+_TEXTS = {"type": "array", "items": _TEXT}
+_SCOPES = {"description": _TEXT, "labels": {"type": "object", "additionalProperties": _TEXT}, "cidrs": _TEXTS,
+           "hostnames": _TEXTS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +75,27 @@ ROUTES: tuple[ApiRoute, ...] = (
              "delete an API token", Permission.TOKENS_WRITE, status=204),
     ApiRoute("list_audit", "GET", f"{PREFIX}/audit", api_audit.list_audit, "the audit log, newest first",
              Permission.AUDIT_READ, paginated=True),
+    ApiRoute("list_hosts", "GET", f"{PREFIX}/hosts", api_hosts.list_hosts,
+             "hosts, live, and those gone as down (query: cluster, label=K=V, state=healthy|stale|down)",
+             Permission.TARGETS_READ, paginated=True),
+    ApiRoute("show_host", "GET", f"{PREFIX}/hosts/{{host_id}}", api_hosts.show_host, "one host",
+             Permission.TARGETS_READ),
+    ApiRoute("cordon_host", "POST", f"{PREFIX}/hosts/{{host_id}}/cordon", api_hosts.cordon_host,
+             "cordon a host: chosen as no parent (and, to come, given no task)", Permission.TARGETS_WRITE),
+    ApiRoute("uncordon_host", "POST", f"{PREFIX}/hosts/{{host_id}}/uncordon", api_hosts.uncordon_host,
+             "lift a host's cordon", Permission.TARGETS_WRITE),
+    ApiRoute("list_clusters", "GET", f"{PREFIX}/clusters", api_clusters.list_clusters, "list clusters",
+             Permission.TARGETS_READ, paginated=True),
+    ApiRoute("create_cluster", "POST", f"{PREFIX}/clusters", api_clusters.create_cluster,
+             "create a cluster; its join token is in this answer only", Permission.TARGETS_WRITE,
+             body={"name": _TEXT, **_SCOPES}, status=201),
+    ApiRoute("show_cluster", "GET", f"{PREFIX}/clusters/{{name}}", api_clusters.show_cluster, "one cluster",
+             Permission.TARGETS_READ),
+    ApiRoute("update_cluster", "PATCH", f"{PREFIX}/clusters/{{name}}", api_clusters.patch_cluster,
+             "change a cluster's description or scopes", Permission.TARGETS_WRITE, body=_SCOPES),
+    ApiRoute("delete_cluster", "DELETE", f"{PREFIX}/clusters/{{name}}", api_clusters.delete_cluster,
+             "delete a cluster", Permission.TARGETS_WRITE, status=204),
+    ApiRoute("rotate_cluster_token", "POST", f"{PREFIX}/clusters/{{name}}/token", api_clusters.rotate_token,
+             "a new join token for the cluster, in this answer only; the old one stops working",
+             Permission.TARGETS_WRITE),
 )

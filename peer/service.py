@@ -28,6 +28,7 @@ from upstream.raw_http import RawHttpClient
 from .blob_handle import BlobHandle, LiveBlob, StoredBlob, open_complete
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
+from .host_facts import HostFactsGatherer
 from .identity_file import load_identity
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
@@ -83,6 +84,11 @@ class PeerService:
             self, join_token=config.join_token, fault_corrupt=fault_corrupt, limit=self.limits.upload
         )
         self.upload_port = 0
+        # What each heartbeat tells of this host (peer/host_facts.py), for the platform's view of hosts.
+        self.host_facts = HostFactsGatherer(
+            self.store, config.disk_quota, lambda: self.upload_server.bytes_served,
+            lambda: self.stats.bytes_from_upstream + self.stats.bytes_from_peers,
+        )
         self.supernode: SupernodeShards | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # Serialises starting downloads, so two requests for one blob never open its partial file twice.
@@ -126,7 +132,8 @@ class PeerService:
     async def _register_until(self, deadline: float) -> None:
         assert self.supernode is not None
         request = RegisterRequest(
-            self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels, self.identity.secret
+            self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels, self.identity.secret,
+            await self.host_facts.gather(),
         )
         delay = 0.2
         while True:
@@ -152,7 +159,7 @@ class PeerService:
             # The supernode says how often it wants to hear from us (it expires peers by that clock).
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                await self.supernode.heartbeat(self.peer_id)
+                await self.supernode.heartbeat(self.peer_id, await self.host_facts.gather())
             except UnknownPeer:
                 # The supernode restarted or expired us: join again; swarms are rejoined by their downloads.
                 with contextlib.suppress(StartupError):

@@ -98,6 +98,74 @@ def hex_to_mask(text: str, limit_bits: int = 1 << 20) -> int:
         raise BadRequest("piece mask must be a hex string") from exc
 
 
+# What a host says of itself, at register and in each heartbeat, for the platform's view of hosts (manager/):
+# a few numbers, so that a heartbeat of 10,000 hosts stays cheap. All optional: an older peer sends none.
+_HOST_TEXTS = ("hostname", "version")
+_HOST_NUMBERS = ("disk_used", "disk_total", "disk_quota", "upload_rate", "download_rate", "swarms")
+
+
+@dataclass(slots=True)
+class HostFacts:
+    hostname: str = ""
+    version: str = ""
+    # Bytes the store holds, the size of its filesystem, and the quota (0: none).
+    disk_used: int = 0
+    disk_total: int = 0
+    disk_quota: int = 0
+    # Bytes per second over the last heartbeat interval: served to other peers, and fetched (upstream and peers).
+    upload_rate: int = 0
+    download_rate: int = 0
+    # Blobs held whole: the swarms this host can feed.
+    swarms: int = 0
+
+    @classmethod
+    def parse(cls, value: Any) -> HostFacts:
+        if not isinstance(value, dict):
+            raise BadRequest("'host' must be an object")
+        unknown = sorted(set(value) - set(_HOST_TEXTS) - set(_HOST_NUMBERS))
+        if unknown:
+            raise BadRequest(f"'host' has an unknown field {str(unknown[0])[:64]!r}")
+        texts: dict[str, str] = {}
+        for key in _HOST_TEXTS:
+            text = value.get(key, "")
+            if not isinstance(text, str) or len(text) > 255 or not text.isprintable():
+                raise BadRequest(f"'host.{key}' must be a printable string of up to 255 characters")
+            texts[key] = text
+        numbers: dict[str, int] = {}
+        for key in _HOST_NUMBERS:
+            number = value.get(key, 0)
+            if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= 2**63:
+                raise BadRequest(f"'host.{key}' must be a whole number >= 0")
+            numbers[key] = number
+        fields: dict[str, Any] = {**texts, **numbers}
+        return cls(**fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _host_facts(body: dict[str, Any]) -> HostFacts | None:
+    value = body.get("host")
+    return None if value is None else HostFacts.parse(value)
+
+
+@dataclass(slots=True)
+class HeartbeatRequest:
+    """A heartbeat's body: the host's facts, or nothing (an empty body, as older peers send)."""
+
+    host: HostFacts | None = None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> HeartbeatRequest:
+        unknown = sorted(set(body) - {"host"})
+        if unknown:
+            raise BadRequest(f"unknown field {str(unknown[0])[:64]!r}")
+        return cls(_host_facts(body))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host.to_json()} if self.host is not None else {}
+
+
 @dataclass(slots=True)
 class RegisterRequest:
     peer_id: str
@@ -107,6 +175,7 @@ class RegisterRequest:
     labels: dict[str, str] = field(default_factory=dict)
     # The host's own secret, which the peer id commits to (supernode/identity.py); shown at register only.
     peer_secret: str = ""
+    host: HostFacts | None = None
 
     def __repr__(self) -> str:
         # Never the secret, wherever a request is printed or logged.
@@ -131,7 +200,7 @@ class RegisterRequest:
             raise BadRequest("'peer_secret' must be a string")
         return cls(
             peer_id=_str(body, "peer_id"), upload_port=port, advertise_host=host, labels=dict(labels),
-            peer_secret=secret,
+            peer_secret=secret, host=_host_facts(body),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -339,20 +408,32 @@ class PeerSummary:
     peer_id: str
     url: str
     labels: dict[str, str]
+    # What the host said of itself last (None: nothing), and how many seconds ago it was last heard.
+    host: HostFacts | None = None
+    seen_ago: float = 0.0
 
 
 @dataclass(slots=True)
 class PeerList:
-    """The registered peers (`GET /api/v1/peers`), for operators and tests."""
+    """The registered peers (`GET /api/v1/peers`), for operators, the platform (manager/host_source.py) and tests."""
 
     peers: list[PeerSummary]
+    # How often peers heartbeat: what `seen_ago` is to be read against.
+    heartbeat_interval: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> PeerList:
-        return cls(peers=[PeerSummary(p["peer_id"], p["url"], dict(p["labels"])) for p in body["peers"]])
+        peers = [
+            PeerSummary(
+                str(p["peer_id"]), str(p["url"]), dict(p["labels"]),
+                HostFacts.parse(p["host"]) if p.get("host") is not None else None, float(p.get("seen_ago", 0.0)),
+            )
+            for p in body["peers"]
+        ]
+        return cls(peers=peers, heartbeat_interval=float(body.get("heartbeat_interval", 0.0)))
 
 
 @dataclass(slots=True)

@@ -10,6 +10,8 @@ from . import routes
 from .api import (
     TOKEN_HEADER,
     CredentialRefused,
+    HeartbeatRequest,
+    HostFacts,
     JoinRefused,
     JoinRequest,
     PeerList,
@@ -76,8 +78,9 @@ class SupernodeClient:
         self._identify(response.peer_id, response.credential)
         return response
 
-    async def heartbeat(self, peer_id: str) -> None:
-        await self._call(routes.HEARTBEAT, path={"peer_id": peer_id})
+    async def heartbeat(self, peer_id: str, host: HostFacts | None = None) -> None:
+        body = HeartbeatRequest(host).to_json() if host is not None else None
+        await self._call(routes.HEARTBEAT, path={"peer_id": peer_id}, body=body)
 
     async def leave(self, peer_id: str) -> None:
         await self._call(routes.LEAVE, path={"peer_id": peer_id})

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.data_dir import default_data_dir
@@ -94,7 +94,22 @@ class SupernodeConfig:
         Setting("do not host the platform's API (users, tokens, audit: docs/platform.md) on the supernode's port",
                 key="manager", flag="--no-manager", kind="disable"),
     )
+    # 0: the scheduler's own (`SchedulerConfig.heartbeat_interval`). Tests of the platform's host states set it short.
+    heartbeat_interval: float = setting(
+        0.0,
+        Setting("seconds between a peer's heartbeats (peers are told at register); a peer unheard for four of them is "
+                "gone", key="heartbeat_interval", flag="--heartbeat-interval", kind="float", metavar="SECONDS",
+                shown_default="2"),
+    )
     # Longest a view request waits for news before answering with what there is.
     view_wait: float = 10.0
     # The swarm scheduler's tuning.
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    def scheduler_config(self) -> SchedulerConfig:
+        """The scheduler's tuning with the operator's heartbeat interval, its peers' time to live kept in step."""
+        if not self.heartbeat_interval > 0:
+            return self.scheduler
+        ratio = self.scheduler.peer_ttl / self.scheduler.heartbeat_interval
+        return replace(self.scheduler, heartbeat_interval=self.heartbeat_interval,
+                       peer_ttl=self.heartbeat_interval * ratio)

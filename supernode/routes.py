@@ -13,6 +13,7 @@ from urllib.parse import quote
 from .api import (
     API_PREFIX,
     Health,
+    HeartbeatRequest,
     JoinRequest,
     PeerList,
     RegisterRequest,
@@ -68,7 +69,8 @@ HEALTHZ = ApiRoute("healthz", "GET", "/healthz", response=Health)
 METRICS = ApiRoute("metrics", "GET", "/metrics")
 REGISTER = ApiRoute("register", "POST", f"{API_PREFIX}/peers", RegisterRequest, RegisterResponse)
 LIST_PEERS = ApiRoute("list_peers", "GET", f"{API_PREFIX}/peers", response=PeerList)
-HEARTBEAT = ApiRoute("heartbeat", "POST", f"{API_PREFIX}/peers/{{peer_id}}/heartbeat")
+# Its body, the host's facts, is optional (an older peer sends none).
+HEARTBEAT = ApiRoute("heartbeat", "POST", f"{API_PREFIX}/peers/{{peer_id}}/heartbeat", HeartbeatRequest)
 LEAVE = ApiRoute("leave", "DELETE", f"{API_PREFIX}/peers/{{peer_id}}")
 LIST_SWARMS = ApiRoute("list_swarms", "GET", f"{API_PREFIX}/swarms", response=SwarmList)
 JOIN = ApiRoute("join", "POST", f"{API_PREFIX}/swarms/{{digest}}/join", JoinRequest, SwarmView)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core.pieces import PieceLayout, choose_piece_size
 
-from .api import ROLE_CHILD, ROLE_FEEDER, ParentInfo, SwarmView, UnknownPeer, mask_to_hex
+from .api import ROLE_CHILD, ROLE_FEEDER, HostFacts, ParentInfo, SwarmView, UnknownPeer, mask_to_hex
 from .config import SchedulerConfig
 from .suspects import Suspects
 
@@ -32,6 +32,8 @@ class PeerRecord:
     last_seen: float
     # The sha256 of the credential issued at register (supernode/identity.py); empty: none was issued.
     credential_hash: bytes = b""
+    # What the host said of itself last (supernode/api.py HostFacts), for the platform's view of hosts.
+    host: HostFacts | None = None
 
 
 @dataclass(slots=True)
@@ -111,21 +113,46 @@ class Scheduler:
         self._rebuilding: set[str] = set()
         # Swarms reset because their feeder was found bad: for the metric.
         self.resets = 0
+        # Hosts an operator cordoned on the platform (manager/, through damselfly/hosting.py): like quarantined
+        # ones, chosen as no parent and no feeder; they still pull.
+        self.cordoned: frozenset[str] = frozenset()
 
     # --- hosts -------------------------------------------------------------------------------------
 
     def register(
-        self, peer_id: str, url: str, labels: dict[str, str], now: float, credential_hash: bytes = b""
+        self, peer_id: str, url: str, labels: dict[str, str], now: float, credential_hash: bytes = b"",
+        host: HostFacts | None = None,
     ) -> PeerRecord:
-        record = PeerRecord(peer_id, url, dict(labels), now, credential_hash)
+        record = PeerRecord(peer_id, url, dict(labels), now, credential_hash, host)
         self.peers[peer_id] = record
         return record
 
-    def heartbeat(self, peer_id: str, now: float) -> None:
+    def heartbeat(self, peer_id: str, now: float, host: HostFacts | None = None) -> None:
         record = self.peers.get(peer_id)
         if record is None:
             raise UnknownPeer(peer_id)
         record.last_seen = now
+        if host is not None:
+            record.host = host
+
+    def set_cordoned(self, peer_ids: Iterable[str]) -> None:
+        """The hosts an operator cordoned, all of them (not a change): each newly cordoned one leaves the swarms it
+        is in, so that its children find other parents and a swarm it fed finds another feeder at once; when it
+        joins again (its next view says it must), it is nobody's parent and no feeder (`_serves`)."""
+        cordoned = frozenset(peer_ids)
+        newly = cordoned - self.cordoned
+        self.cordoned = cordoned
+        if not newly:
+            return
+        for swarm in self.swarms.values():
+            for peer_id in newly & swarm.members.keys():
+                self._leave(swarm, peer_id)
+                # It is no member any more: its long-poll must wake to hear it, as its children do theirs.
+                self._touch_everyone(swarm)
+
+    def _serves(self, peer_id: str) -> bool:
+        """Whether the host may be anyone's parent or a swarm's feeder: not quarantined, not cordoned."""
+        return peer_id not in self.suspects.quarantined and peer_id not in self.cordoned
 
     def expire(self, now: float) -> list[str]:
         """Take peers whose heartbeat lapsed out of every swarm; returns their ids."""
@@ -188,7 +215,7 @@ class Scheduler:
         member.pieces = pieces
         if claimed:
             self._claim(swarm, member, claimed, now)
-        if member.pieces == swarm.complete_mask and swarm.layout.count and peer_id not in self.suspects.quarantined:
+        if member.pieces == swarm.complete_mask and swarm.layout.count and self._serves(peer_id):
             self._mark_done(swarm, member)
         self._ensure_feeder(swarm, record.peer_id, now, was_feeder)
         # No version bump for a plain join: newcomers rank after everyone, so they change nobody's parents, and
@@ -228,8 +255,9 @@ class Scheduler:
                 # New digests are news for every member that lacks them (`news_for` says which).
                 self._wakes[digest] = None
         member.pieces |= pieces & swarm.complete_mask
-        # A quarantined host is nobody's parent: its "done" must not stand in for a feeder (`_ensure_feeder`).
-        if done and member.pieces == swarm.complete_mask and peer_id not in self.suspects.quarantined:
+        # A quarantined or cordoned host is nobody's parent: its "done" must not stand in for a feeder
+        # (`_ensure_feeder`).
+        if done and member.pieces == swarm.complete_mask and self._serves(peer_id):
             self._mark_done(swarm, member)
         for bad in [*bad_parents, *corrupt_parents]:
             if bad in swarm.members and bad != peer_id:
@@ -407,7 +435,7 @@ class Scheduler:
         a restart, only the member that was its feeder)."""
         if swarm.feeder is not None or swarm.completed_members or asking in swarm.blocked:
             return
-        if asking in self.suspects.quarantined:
+        if not self._serves(asking):
             return
         if now < swarm.rebuilding_until and not was_feeder:
             return
@@ -551,7 +579,7 @@ class Scheduler:
         parent = swarm.members.get(parent_id)
         if parent is None or parent_id == child.peer_id or parent_id in swarm.blocked:
             return False
-        if parent_id in self.suspects.quarantined:
+        if not self._serves(parent_id):
             return False
         if parent_id not in self.peers:
             return False

@@ -23,6 +23,7 @@ from .api import (
     TOKEN_HEADER,
     BadRequest,
     Health,
+    HeartbeatRequest,
     JoinRequest,
     PeerList,
     PeerSummary,
@@ -39,7 +40,7 @@ from .api import (
     hex_to_mask,
 )
 from .asgi import NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
-from .config import SchedulerConfig, SupernodeConfig
+from .config import SupernodeConfig
 from .identity import (
     CREDENTIAL_HEADER,
     PEER_HEADER,
@@ -64,7 +65,7 @@ OPERATOR_ROUTES = frozenset({routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_
 
 
 def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
-    scheduler = scheduler or Scheduler(config.scheduler or SchedulerConfig())
+    scheduler = scheduler or Scheduler(config.scheduler_config())
     notifier = SwarmNotifier()
     metrics = CollectorRegistry()
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
@@ -159,7 +160,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         url = peer_url(address, req.upload_port)
         # A new credential at each register: one a restarted host lost, or an old one someone saw, stops working.
         credential = new_credential()
-        scheduler.register(req.peer_id, url, req.labels, time.monotonic(), credential_hash(credential))
+        scheduler.register(req.peer_id, url, req.labels, time.monotonic(), credential_hash(credential), req.host)
         answer = RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval, credential)
         return json_answer(answer.to_json())
 
@@ -172,7 +173,10 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 notifier.notify_members(digest, members)
 
     async def heartbeat(call: Call) -> Answer:
-        scheduler.heartbeat(authenticated(call, call.param), time.monotonic())
+        peer_id = authenticated(call, call.param)
+        # The host's facts ride in the body (none from an older peer): no request of its own per heartbeat.
+        req = HeartbeatRequest.parse(await call.json())
+        scheduler.heartbeat(peer_id, time.monotonic(), req.host)
         return NO_CONTENT
 
     async def leave(call: Call) -> Answer:
@@ -262,8 +266,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
 
     async def list_peers(call: Call) -> Answer:
         any_member(call)
-        peers = [PeerSummary(p.peer_id, p.url, p.labels) for p in scheduler.peers.values()]
-        return json_answer(PeerList(peers).to_json())
+        now = time.monotonic()
+        peers = [
+            PeerSummary(p.peer_id, p.url, p.labels, p.host, round(max(now - p.last_seen, 0.0), 3))
+            for p in scheduler.peers.values()
+        ]
+        return json_answer(PeerList(peers, scheduler.config.heartbeat_interval).to_json())
 
     async def list_suspects(call: Call) -> Answer:
         any_member(call)

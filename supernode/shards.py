@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from .api import JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, SwarmView
+from .api import HostFacts, JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, SwarmView
 from .client import JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
 
 T = TypeVar("T")
@@ -52,8 +52,8 @@ class SupernodeShards:
         answers = await self._everywhere(lambda client: client.register(request))
         return answers[0]
 
-    async def heartbeat(self, peer_id: str) -> None:
-        await self._everywhere(lambda client: client.heartbeat(peer_id))
+    async def heartbeat(self, peer_id: str, host: HostFacts | None = None) -> None:
+        await self._everywhere(lambda client: client.heartbeat(peer_id, host))
 
     async def leave(self, peer_id: str) -> None:
         await self._everywhere(lambda client: client.leave(peer_id))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +35,13 @@ def test_the_check_sees_an_import_of_the_manager(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import os\nfrom manager.app import ManagerApp\n")
     assert "manager.app" in _imported(sample)
+
+
+def test_a_peers_start_imports_neither_sqlalchemy_nor_argon2() -> None:
+    """damselfly/cli.py imports the platform's CLI at every start: its client must not pull in the route table."""
+    code = ("import sys, damselfly.cli; "
+            "print(sorted(m for m in ('sqlalchemy', 'alembic', 'argon2') if m in sys.modules))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == "[]"
+

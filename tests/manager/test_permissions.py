@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from manager.models import Host
 from manager.routes import ROUTES
 from tests.manager.conftest import Running
 
@@ -38,8 +39,19 @@ CALLS = {
     "create_token": Call("POST", "/api/v1/tokens", lambda _: {"scopes": ["tokens:read"], "expires": "1h"}),
     "delete_token": Call("DELETE", "/api/v1/tokens/{token}"),
     "list_audit": Call("GET", "/api/v1/audit"),
+    "list_hosts": Call("GET", "/api/v1/hosts"),
+    "show_host": Call("GET", "/api/v1/hosts/{host}"),
+    "cordon_host": Call("POST", "/api/v1/hosts/{host}/cordon"),
+    "uncordon_host": Call("POST", "/api/v1/hosts/{host}/uncordon"),
+    "list_clusters": Call("GET", "/api/v1/clusters"),
+    "create_cluster": Call("POST", "/api/v1/clusters", lambda _: {"name": f"c{next(_names)}", "labels": {"a": "b"}}),
+    "show_cluster": Call("GET", "/api/v1/clusters/{cluster}"),
+    "update_cluster": Call("PATCH", "/api/v1/clusters/{cluster}", lambda _: {"description": "d"}),
+    "delete_cluster": Call("DELETE", "/api/v1/clusters/{cluster}"),
+    "rotate_cluster_token": Call("POST", "/api/v1/clusters/{cluster}/token"),
     "logout": Call("POST", "/api/v1/logout"),
 }
+OPERATORS = {"admin", "operator"}
 
 EVERYONE = {"admin", "operator", "viewer"}
 # Which roles each endpoint lets through.
@@ -55,6 +67,16 @@ ALLOWED = {
     "create_token": EVERYONE,
     "delete_token": EVERYONE,
     "list_audit": {"admin"},
+    "list_hosts": EVERYONE,
+    "show_host": EVERYONE,
+    "cordon_host": OPERATORS,
+    "uncordon_host": OPERATORS,
+    "list_clusters": EVERYONE,
+    "create_cluster": OPERATORS,
+    "show_cluster": EVERYONE,
+    "update_cluster": OPERATORS,
+    "delete_cluster": OPERATORS,
+    "rotate_cluster_token": OPERATORS,
     "logout": EVERYONE,
 }
 # The permission a refusal names.
@@ -63,6 +85,10 @@ NEEDS = {
     "show_user": "users:read", "update_user": "users:write", "delete_user": "users:write",
     "list_tokens": "tokens:read", "create_token": "tokens:write", "delete_token": "tokens:write",
     "list_audit": "audit:read",
+    "list_hosts": "targets:read", "show_host": "targets:read", "cordon_host": "targets:write",
+    "uncordon_host": "targets:write", "list_clusters": "targets:read", "create_cluster": "targets:write",
+    "show_cluster": "targets:read", "update_cluster": "targets:write", "delete_cluster": "targets:write",
+    "rotate_cluster_token": "targets:write",
 }
 
 
@@ -94,6 +120,16 @@ async def _fill(platform: Running, call: Call, headers: dict[str, str]) -> str:
         made = await platform.http.post("/api/v1/tokens", json={"scopes": ["tokens:read"]}, headers=headers)
         token_id = str(made.json()["id"]) if made.status_code == 201 else "1"
         path = path.replace("{token}", token_id)
+    if "{host}" in path:
+        host_id = f"host{next(_names)}"
+        async with platform.app.platform.sessions.begin() as session:  # type: ignore[union-attr]
+            session.add(Host(host_id=host_id, labels={}, first_seen=1.0, last_seen=1.0))
+        path = path.replace("{host}", host_id)
+    if "{cluster}" in path:
+        cluster = f"k{next(_names)}"
+        made = await platform.http.post("/api/v1/clusters", json={"name": cluster}, headers=await platform.admin())
+        assert made.status_code == 201, made.text
+        path = path.replace("{cluster}", cluster)
     return path
 
 

@@ -33,7 +33,7 @@ class Answering:
         self.outcome = outcome
         self.calls = 0
 
-    async def heartbeat(self, peer_id: str) -> None:
+    async def heartbeat(self, peer_id: str, host: Any = None) -> None:
         self.calls += 1
         if self.outcome is not None:
             raise self.outcome
