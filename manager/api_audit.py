@@ -13,9 +13,7 @@ from .pagination import page_of
 
 async def list_audit(ctx: Context) -> Response:
     page = page_of(ctx.request)
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(page.limit + 1)
-    if page.cursor is not None:
-        query = query.where(AuditEntry.id < page.cursor)
+    query = page.of(select(AuditEntry), AuditEntry.id, newest_first=True)
     async with ctx.read() as session:
         entries = list((await session.execute(query)).scalars())
     return JSONResponse(page.answer([entry_json(e) for e in entries], [e.id for e in entries]))

@@ -78,11 +78,8 @@ async def _cluster(session: AsyncSession, name: str) -> Cluster:
 
 async def list_clusters(ctx: Context) -> Response:
     page = page_of(ctx.request)
-    query = select(Cluster).order_by(Cluster.id).limit(page.limit + 1)
-    if page.cursor is not None:
-        query = query.where(Cluster.id > page.cursor)
     async with ctx.read() as session:
-        clusters = list((await session.execute(query)).scalars())
+        clusters = list((await session.execute(page.of(select(Cluster), Cluster.id))).scalars())
     return JSONResponse(page.answer([cluster_json(c) for c in clusters], [c.id for c in clusters]))
 
 

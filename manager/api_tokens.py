@@ -34,13 +34,11 @@ def _sees_all(me: Principal) -> bool:
 
 async def list_tokens(ctx: Context) -> Response:
     me, page = ctx.me(), page_of(ctx.request)
-    query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    query = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id)
     if not _sees_all(me):
         query = query.where(ApiToken.user_id == me.user_id)
-    if page.cursor is not None:
-        query = query.where(ApiToken.id > page.cursor)
     async with ctx.read() as session:
-        rows = [(row[0], row[1]) for row in await session.execute(query.limit(page.limit + 1))]
+        rows = [(row[0], row[1]) for row in await session.execute(page.of(query, ApiToken.id))]
     return JSONResponse(page.answer([token_json(t, name) for t, name in rows], [t.id for t, _ in rows]))
 
 

@@ -63,11 +63,8 @@ async def _other_admins(session: AsyncSession, user: User) -> int:
 
 async def list_users(ctx: Context) -> Response:
     page = page_of(ctx.request)
-    query = select(User).order_by(User.id).limit(page.limit + 1)
-    if page.cursor is not None:
-        query = query.where(User.id > page.cursor)
     async with ctx.read() as session:
-        users = list((await session.execute(query)).scalars())
+        users = list((await session.execute(page.of(select(User), User.id))).scalars())
     return JSONResponse(page.answer([user_json(u) for u in users], [u.id for u in users]))
 
 
