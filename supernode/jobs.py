@@ -64,6 +64,13 @@ def _seconds(body: dict[str, Any], key: str, default: float = 0.0) -> float:
     return float(value)
 
 
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{key}' must be true or false")
+    return value
+
+
 def _choice(body: dict[str, Any], key: str, choices: tuple[str, ...], default: str | None = None) -> str:
     value = body.get(key, default)
     if value not in choices:
@@ -149,6 +156,9 @@ class Job:
     # Wall-clock (epoch) seconds after which the host gives the job up as failed (0: none).
     deadline: float = 0.0
     credential: RegistryCredential | None = None
+    # Move nothing: the host only works out what it lacks and reports it as progress (each blob's `size`, and
+    # `bytes_done` = what it already holds), then the job is `succeeded`. The platform's dry run of a task.
+    dry_run: bool = False
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Job:
@@ -169,12 +179,13 @@ class Job:
             rate=_number(body, "rate"),
             deadline=_seconds(body, "deadline"),
             credential=RegistryCredential.parse(credential) if credential is not None else None,
+            dry_run=_flag(body, "dry_run"),
         )
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "job_id": self.job_id, "task_id": self.task_id, "host_id": self.host_id, "kind": self.kind,
-            "mode": self.mode, "rate": self.rate, "deadline": self.deadline,
+            "mode": self.mode, "rate": self.rate, "deadline": self.deadline, "dry_run": self.dry_run,
         }
         if self.image is not None:
             body["image"] = self.image.to_json()

@@ -25,6 +25,7 @@ from .api import (
     SwarmView,
     ViewQuery,
 )
+from .jobs import Job, JobList, JobsQuery, ProgressList, ProgressReport
 
 # What a path segment may hold unquoted (RFC 3986 `pchar` but "/"): ids and digests ("sha256:...") go as they are.
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
@@ -81,6 +82,14 @@ VIEW = ApiRoute("view", "GET", f"{API_PREFIX}/swarms/{{digest}}/view", ViewQuery
 # Operators: hosts found sending bad bytes, and clearing one from quarantine (supernode/suspects.py).
 LIST_SUSPECTS = ApiRoute("list_suspects", "GET", f"{API_PREFIX}/suspects", response=SuspectList)
 CLEAR_SUSPECT = ApiRoute("clear_suspect", "DELETE", f"{API_PREFIX}/suspects/{{peer_id}}")
+
+# The job channel (supernode/jobs.py): a host long-polls its jobs and posts their progress (its credential, like a
+# heartbeat); the platform puts and cancels jobs and reads their progress (the operators' token).
+HOST_JOBS = ApiRoute("host_jobs", "GET", f"{API_PREFIX}/peers/{{peer_id}}/jobs", JobsQuery, JobList)
+JOB_PROGRESS = ApiRoute("job_progress", "POST", f"{API_PREFIX}/peers/{{peer_id}}/job-progress", ProgressReport)
+PUT_JOB = ApiRoute("put_job", "PUT", f"{API_PREFIX}/jobs/{{job_id}}", Job)
+CANCEL_JOB = ApiRoute("cancel_job", "DELETE", f"{API_PREFIX}/jobs/{{job_id}}")
+LIST_JOB_PROGRESS = ApiRoute("list_job_progress", "GET", f"{API_PREFIX}/jobs", response=ProgressList)
 
 # In the order Starlette tries them.
 ROUTES = (
