@@ -67,6 +67,7 @@ class BlobDownload:
         confirm: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.digest = digest
+        self._store = store
         # Asked once every piece is here, before the blob lands: a file's origin still describes the version fetched
         # (upstream/origin.py); raising fails the download with nothing landed.
         self.confirm = confirm
@@ -221,15 +222,17 @@ class BlobDownload:
         await self._changed.wait()
 
     async def _open_for_reading(self) -> int:
-        for _ in range(3):
-            path = self.data_path
+        # Opened once: the descriptor stays valid when the file is renamed into the store. The rename is atomic,
+        # but the download's result is set only after it (and the directory's fsync, which a busy disk can hold
+        # for long): between the two, the partial file is gone while `data_path` still names it. So a reader
+        # looks where the blob goes next too; one of the two names exists at every moment.
+        for path in (self.data_path, self._store.complete_path(self.digest)):
             try:
-                # Opened once: the descriptor stays valid when the file is renamed into the store.
                 return os.open(path, os.O_RDONLY)
             except FileNotFoundError:
-                if self.result.done():
-                    self.result.result()
-                await asyncio.sleep(0.01)
+                continue
+        if self.result.done():
+            self.result.result()
         raise DownloadFailed("blob vanished from the store while opening it")
 
     # --- the download ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -176,3 +177,30 @@ async def test_downloads_sharing_piece_buffers_each_get_their_own_bytes(tmp_path
     assert list(together) == [blobs[2][0], blobs[3][0]]
     for data, digest in blobs:
         assert store.complete_path(digest).read_bytes() == data
+
+
+async def test_a_reader_arriving_while_the_blob_moves_into_the_store_gets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The move into the store is atomic, but the download's result is set only after the directory's fsync: a
+    # reader that opens the blob in between (seen under load in CI: clients cut off with 0 bytes) must find it.
+    import peer.store
+
+    fsync_dir = peer.store._fsync_dir
+    moved = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow_fsync_dir(path: Path) -> None:
+        loop.call_soon_threadsafe(moved.set)
+        time.sleep(0.3)  # a busy disk
+        fsync_dir(path)
+
+    monkeypatch.setattr(peer.store, "_fsync_dir", slow_fsync_dir)
+    data, digest = blob()
+    download, store = await make_download(tmp_path, data, digest)
+    running = asyncio.create_task(download.run(MemorySource(data)))
+    await asyncio.wait_for(moved.wait(), 10)
+    assert not download.partial.data_path.exists() and not download.result.done()
+    assert await read_all(download, 0, len(data) - 1) == data
+    await running
+    assert store.stat(digest) == len(data)
