@@ -9,6 +9,8 @@ Modules, one concept each:
 - `image`, `blob`: random test content, built once and cached in registry storage.
 - `pull`: skopeo on every host at once, timed and verified.
 - `cluster`: the three pull-storm scenarios; `loopback`: the one-host figures.
+- `file_storm`: N hosts fetch one large file from nginx behind the shaped link, direct and through `damselfly get`
+  (`bench --scenarios files`); `file_report`: its Markdown.
 - `simulate`, `sim_model`, `sim_memory`: the scheduler simulation.
 - `sn_bench`: one real supernode process under HTTP load (`bench --scenarios supernode`), driven by `sn_load`
   (simulated peers in one process) over `http1` (a lean keep-alive HTTP/1.1 client).

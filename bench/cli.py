@@ -29,7 +29,8 @@ def add_commands(commands: Any) -> None:
         "--scenarios",
         default="a,b,c,loopback",
         help="comma-separated: a (direct), b (central cache), c (Damselfly), loopback (default: these four), "
-        "supernode (one supernode process under the peers' HTTP load; not in the default)",
+        "supernode (one supernode process under the peers' HTTP load; not in the default), files (N hosts fetch one "
+        "large file from nginx, direct and through `damselfly get`; not in the default)",
     )
     # The names and their meaning live in bench/disrupt.py, which this light module must not import.
     bench.add_argument(
@@ -45,9 +46,12 @@ def add_commands(commands: Any) -> None:
         "--disrupt-output", default=DEFAULT_DISRUPT_OUTPUT,
         help=f"Markdown report the --disrupt figures go into (default {DEFAULT_DISRUPT_OUTPUT})",
     )
+    bench.add_argument("--file-mb", type=float, default=200.0, help="file size of --scenarios files, MB (default 200)")
     bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
     bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")
-    bench.add_argument("--repeat", type=int, default=5, help="samples per loopback figure (default 5)")
+    bench.add_argument(
+        "--repeat", type=int, default=5, help="samples per loopback figure, rounds of the file storm (default 5)"
+    )
     bench.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"cache and run logs (default {DEFAULT_WORKDIR})")
     bench.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")
     bench.add_argument("--json", default="", help="also write the raw results to this JSON file")

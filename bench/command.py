@@ -17,6 +17,8 @@ from typing import Any
 from .cluster import SCENARIOS, ClusterBench, ClusterSettings
 from .disrupt import KINDS, DisruptionBench, DisruptionSettings
 from .disrupt_report import SECTION, disruption_markdown, part_id
+from .file_report import file_storm_markdown
+from .file_storm import FileStormBench, FileStormSettings
 from .loopback import LoopbackBench, LoopbackSettings
 from .machine import machine
 from .netns import cleanup_abandoned
@@ -66,13 +68,13 @@ def bench(args: argparse.Namespace) -> int:
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if args.disrupt:
         return disrupt(args, scenarios)
-    unknown = set(scenarios) - {*SCENARIOS, "loopback", "supernode"}
+    unknown = set(scenarios) - {*SCENARIOS, "loopback", "supernode", "files"}
     if unknown:
         print(f"damselfly bench: unknown scenarios {sorted(unknown)}", file=sys.stderr)
         return 2
     cluster_keys = tuple(s for s in scenarios if s in SCENARIOS)
-    if cluster_keys and os.geteuid() != 0:
-        print("damselfly bench: scenarios a, b, c need root (network namespaces, tc)", file=sys.stderr)
+    if (cluster_keys or "files" in scenarios) and os.geteuid() != 0:
+        print("damselfly bench: scenarios a, b, c and files need root (network namespaces, tc)", file=sys.stderr)
         return 2
     hosts, image_mb, blob_mib, repeat = args.hosts, args.image_mb, args.blob_mib, args.repeat
     if args.quick:
@@ -100,6 +102,15 @@ def bench(args: argparse.Namespace) -> int:
         loop_report = LoopbackBench(loop_settings, workdir, log).run()
         results["loopback"] = _dump(loop_report)
         update_section(output, "bench-loopback", loopback_markdown(loop_report, command_line(args), host))
+    if "files" in scenarios:
+        file_hosts, file_mb, file_repeat = (3, 20.0, 1) if args.quick else (hosts, args.file_mb, repeat)
+        file_settings = FileStormSettings(
+            hosts=file_hosts, upstream_mbit=args.upstream_mbit, host_mbit=args.host_mbit,
+            file_bytes=int(file_mb * 1e6), repeat=file_repeat, log_level=args.daemon_log_level,
+        )
+        file_report = FileStormBench(file_settings, workdir, log).run()
+        results["files"] = _dump(file_report)
+        update_section(output, f"bench-files-{file_hosts}", file_storm_markdown(file_report, command_line(args), host))
     if "supernode" in scenarios:
         sn_settings = QUICK if args.quick else SupernodeBenchSettings(repeat=repeat)
         sn_report = SupernodeBench(sn_settings, workdir, log).run()
@@ -191,4 +202,5 @@ def _all_digests_ok(results: dict[str, Any]) -> bool:
     # it does for a supernode that did not answer a request as the API promises or left a child without a digest.
     supernode = results.get("supernode", {"errors": 0, "undelivered": 0})
     cluster_ok = all(s["digests_ok"] for s in results.get("cluster", {}).get("scenarios", []))
-    return cluster_ok and supernode["errors"] == 0 and supernode["undelivered"] == 0
+    files_ok = all(s["files_ok"] for s in results.get("files", {}).get("storms", []))
+    return cluster_ok and files_ok and supernode["errors"] == 0 and supernode["undelivered"] == 0

@@ -131,3 +131,31 @@ def test_supernode_load_answers_every_request_and_delivers_every_digest(tmp_path
     text = output.read_text()
     assert HAND_WRITTEN in text and text.count("<!-- generated: bench-supernode begin -->") == 1
     assert "| **all** |" in text
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_bench_quick_file_storm_sends_the_file_about_once_and_every_host_gets_it_right(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("damselfly bench needs root: it creates network namespaces and shapes links with tc")
+    for tool in ("ip", "tc", "nginx", "curl"):
+        if shutil.which(tool) is None and not (tool == "nginx" and Path("/usr/sbin/nginx").exists()):
+            pytest.skip(f"{tool} is not on PATH (scripts/test.sh installs the Debian packages)")
+    output = report_file(tmp_path)
+    result = damselfly(
+        "bench", "--quick", "--scenarios", "files", "--workdir", str(tmp_path / "work"), "--output", str(output),
+        "--json", str(tmp_path / "results.json"), timeout=150,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    files: dict[str, Any] = json.loads((tmp_path / "results.json").read_text())["files"]
+    assert [s["mode"] for s in files["storms"]] == ["direct", "damselfly"]
+    direct, ours = files["storms"]
+    for storm in (direct, ours):
+        assert storm["files_ok"], storm["failures"]
+        assert len(storm["host_seconds"]) == files["hosts"] == 3
+    # Direct, the origin sends every host its copy; through the swarm about one copy in all.
+    assert direct["origin_bytes"] == 3 * files["file_bytes"]
+    assert files["file_bytes"] <= ours["origin_bytes"] <= 1.1 * files["file_bytes"]
+    text = output.read_text()
+    assert HAND_WRITTEN in text and text.count("<!-- generated: bench-files-3 begin -->") == 1
+    assert "| Damselfly (`damselfly get`) |" in text
