@@ -1,5 +1,5 @@
 """The platform's commands over its API (manager/client.py): `login`, `logout`, `user ...`, `token ...`, `host ...`,
-`cluster ...`.
+`cluster ...`, `analysis`.
 
 Each takes `--server URL` and `--token T`; `$DAMSELFLY_SERVER` and `$DAMSELFLY_TOKEN` when they are not given, and
 else the session `damselfly login` stored. A refusal exits 1 with the server's reason on one line; so does a server
@@ -22,7 +22,7 @@ from manager.permissions import Permission, Role
 
 from . import session_file
 
-COMMANDS = ("login", "logout", "user", "token", "host", "cluster")
+COMMANDS = ("login", "logout", "user", "token", "host", "cluster", "analysis")
 HOST_STATES = ("healthy", "stale", "down")
 SERVER_ENV = "DAMSELFLY_SERVER"
 TOKEN_ENV = "DAMSELFLY_TOKEN"
@@ -114,6 +114,18 @@ def _add_target_parsers(commands: Any) -> None:
     rotate.add_argument("name")
     for sub in (create, clusters, one, delete, rotate):
         _connection_flags(sub)
+
+    analysis = commands.add_parser("analysis", help="the hosts' traffic: bytes from the upstream and from peers, "
+                                   "the upstream egress saved")
+    analysis.add_argument("--since", default="24h", metavar="DURATION", help="how far back: 24h, 7d (default: 24h)")
+    analysis.add_argument("--step", default="hour", choices=("hour", "day"), help="one line per hour or per day")
+    whose = analysis.add_mutually_exclusive_group()
+    whose.add_argument("--cluster", default="", metavar="N", help="only the hosts of this cluster")
+    whose.add_argument("--host", default="", metavar="ID", help="only this host")
+    shape = analysis.add_mutually_exclusive_group()
+    shape.add_argument("--csv", action="store_true", help="CSV, with a header line")
+    shape.add_argument("--json", action="store_true")
+    _connection_flags(analysis)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -332,6 +344,28 @@ def _cluster_token(args: argparse.Namespace) -> None:
     print(f"cluster {made['name']}: a new join token, shown this once; the old one no longer works", file=sys.stderr)
 
 
+def _analysis(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        if args.csv:
+            sys.stdout.write(client.traffic_csv(args.since, args.step, args.cluster, args.host))
+            return
+        answer = client.traffic(args.since, args.step, args.cluster, args.host)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    rows = [*answer["series"], {**answer["totals"], "start": "total"}]
+    shown = [{**row, **{name: _bytes(row[name]) for name in _TRAFFIC}, "saved": _ratio(row["saved_ratio"])}
+             for row in rows]
+    _print_table(shown, ["start", *_TRAFFIC, "saved"])
+
+
+_TRAFFIC = ("fetched_upstream", "fetched_peers", "served_peers", "served_clients")
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
 _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = {
     ("login", None): _login,
     ("logout", None): _logout,
@@ -350,4 +384,5 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], None]] = 
     ("cluster", "show"): _cluster_show,
     ("cluster", "delete"): _cluster_delete,
     ("cluster", "token"): _cluster_token,
+    ("analysis", None): _analysis,
 }

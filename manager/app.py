@@ -27,6 +27,7 @@ from .hosts import HostBook
 from .principal import authenticate, bearer
 from .ratelimit import LoginLimiter
 from .routes import ROUTES, ApiRoute
+from .traffic import TrafficRecorder
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = ApiError(503, "unavailable", "the platform's database is unavailable: see the manager's log")
@@ -46,6 +47,7 @@ class ManagerApp:
             )
         self.engine: AsyncEngine | None = None
         self.platform: Platform | None = None
+        self.traffic: TrafficRecorder | None = None
         self.app = Starlette(
             routes=[Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES],
             exception_handlers={HTTPException: _http_error, Exception: _internal_error},
@@ -77,11 +79,16 @@ class ManagerApp:
             await book.push_cordons(sessions)
         except Exception as exc:
             log.warning("the cordoned hosts could not be told to the scheduler: %s", _reason(exc, self.config.database))
-        self.platform = Platform(self.config, sessions, limiter, ROUTES, book)
+        self.traffic = TrafficRecorder(book, sessions, self.config.traffic_every)
+        self.traffic.start()
+        self.platform = Platform(self.config, sessions, limiter, ROUTES, book, self.traffic)
         log.info("the platform is up: database %s", shown_url)
         return True
 
     async def shutdown(self) -> None:
+        if self.traffic is not None:
+            await self.traffic.close()
+            self.traffic = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

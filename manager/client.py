@@ -63,8 +63,8 @@ class ManagerClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: list[tuple[str, str]] | None = None) -> Any:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 params: list[tuple[str, str]] | None = None) -> httpx.Response:
         try:
             answer = self._http.request(method, PREFIX + path, json=body, params=tuple(params or ()))
         except httpx.TimeoutException:
@@ -73,6 +73,11 @@ class ManagerClient:
             raise ClientError(f"cannot reach {self.server}: {_reason(exc)}") from None
         if answer.status_code >= 400:
             raise ClientError(_refusal(answer), answer.status_code)
+        return answer
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              params: list[tuple[str, str]] | None = None) -> Any:
+        answer = self._request(method, path, body, params)
         if answer.status_code == 204 or not answer.content:
             return None
         try:
@@ -151,6 +156,21 @@ class ManagerClient:
 
     def rotate_cluster_token(self, name: str) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("POST", f"/clusters/{_segment(name)}/token"))
+
+    def traffic(self, since: str = "24h", step: str = "hour", cluster: str = "", host: str = "") -> dict[str, Any]:
+        """The hosts' traffic series: `{since, step, series: [...], totals}` (manager/api_analysis.py)."""
+        return cast(dict[str, Any], self._call("GET", "/analysis/traffic", params=_traffic_query(
+            since, step, cluster, host)))
+
+    def traffic_csv(self, since: str = "24h", step: str = "hour", cluster: str = "", host: str = "") -> str:
+        """The same series as CSV, with a header line."""
+        query = [*_traffic_query(since, step, cluster, host), ("format", "csv")]
+        return self._request("GET", "/analysis/traffic", params=query).text
+
+
+def _traffic_query(since: str, step: str, cluster: str, host: str) -> list[tuple[str, str]]:
+    pairs = (("since", since), ("step", step), ("cluster", cluster), ("host", host))
+    return [(name, value) for name, value in pairs if value]
 
 
 def _segment(value: str) -> str:

@@ -48,6 +48,11 @@ class ManagerConfig:
     # next, down beyond.
     healthy_beats: float = 2.0
     stale_beats: float = 6.0
+    traffic_every: float = setting(
+        60.0,
+        Setting("seconds between two samples of the hosts' traffic counters, for the platform's analysis",
+                key="traffic_every", flag="--traffic-every", kind="float", metavar="SECONDS"),
+    )
     # A live host's row is written at most this often (and when its address, labels, name or version change).
     host_write_every: float = 30.0
     # Sessions from `POST /api/v1/login` last this long.

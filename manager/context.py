@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .hosts import HostBook
     from .principal import Principal
     from .routes import ApiRoute
+    from .traffic import TrafficRecorder
 
 
 @dataclass(slots=True)
@@ -31,6 +32,8 @@ class Platform:
     routes: tuple[ApiRoute, ...]
     # The hosts, live from the supernode(s), over what the database kept (manager/hosts.py).
     hosts: HostBook
+    # The hosts' traffic, sampled in the background (manager/traffic.py).
+    traffic: TrafficRecorder
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""The tables: users, API tokens, sessions (migration 0001), the audit log (0002), hosts and clusters (0003).
+"""The tables: users, API tokens, sessions (migration 0001), the audit log (0002), hosts and clusters (0003), the
+hosts' traffic (0005).
 
 Times are seconds since the epoch (a float), the same in SQLite and PostgreSQL; secrets are stored only as hashes.
 """
@@ -108,3 +109,30 @@ class Cluster(Base):
     # sha256 of the cluster's join token (manager/tokens.py); the token is shown once, at create or rotation.
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class TrafficCounters(Base):
+    """A host's cumulative traffic counters as last sampled (manager/traffic.py): what the next sample's difference
+    is taken from. Written by compare-and-set, so two managers on one database never count the same bytes twice."""
+
+    __tablename__ = "traffic_counters"
+
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fetched_upstream: Mapped[int] = mapped_column(BigInteger, default=0)
+    fetched_peers: Mapped[int] = mapped_column(BigInteger, default=0)
+    served_peers: Mapped[int] = mapped_column(BigInteger, default=0)
+    served_clients: Mapped[int] = mapped_column(BigInteger, default=0)
+    sampled_at: Mapped[float] = mapped_column(Float)
+
+
+class TrafficHour(Base):
+    """The bytes a host moved in one hour (`hour`: its first second, epoch), summed from the samples' differences."""
+
+    __tablename__ = "traffic_hours"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fetched_upstream: Mapped[int] = mapped_column(BigInteger, default=0)
+    fetched_peers: Mapped[int] = mapped_column(BigInteger, default=0)
+    served_peers: Mapped[int] = mapped_column(BigInteger, default=0)
+    served_clients: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import api_audit, api_clusters, api_hosts, api_session, api_tokens, api_users, openapi
+from . import api_analysis, api_audit, api_clusters, api_hosts, api_session, api_tokens, api_users, openapi
 from .context import Context
 from .paths import PREFIX
 from .permissions import Permission
@@ -98,4 +98,9 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("rotate_cluster_token", "POST", f"{PREFIX}/clusters/{{name}}/token", api_clusters.rotate_token,
              "a new join token for the cluster, in this answer only; the old one stops working",
              Permission.TARGETS_WRITE),
+    ApiRoute("analysis_traffic", "GET", f"{PREFIX}/analysis/traffic", api_analysis.traffic_series,
+             "the hosts' traffic per hour or day: from the upstream, from peers, served; the egress saved "
+             "(query: since=24h, step=hour|day, cluster=NAME or host=ID, format=json|csv)", Permission.ANALYSIS_READ),
+    ApiRoute("analysis_metrics", "GET", f"{PREFIX}/analysis/metrics", api_analysis.traffic_metrics,
+             "each host's traffic counters, in Prometheus' text format", Permission.ANALYSIS_READ),
 )

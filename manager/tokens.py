@@ -26,12 +26,12 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `90m`, `2w` as seconds; at most a year."""
+def parse_duration(text: str, what: str = "expires") -> float:
+    """`30d`, `12h`, `90m`, `2w` as seconds; at most a year. `what` names the field in the error."""
     match = _DURATION.match(text.strip())
     if not match:
-        raise BadDuration(f"expires: expected a duration like 30d, 12h or 90m, got {text[:40]!r}")
+        raise BadDuration(f"{what}: expected a duration like 30d, 12h or 90m, got {text[:40]!r}")
     seconds = int(match.group(1)) * _UNIT[match.group(2)]
     if not 0 < seconds <= MAX_EXPIRY:
-        raise BadDuration("expires: between 1 second and 366 days")
+        raise BadDuration(f"{what}: between 1 second and 366 days")
     return float(seconds)

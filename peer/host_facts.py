@@ -1,5 +1,5 @@
 """What the peer tells the supernode of its host in each heartbeat (supernode/api.py HostFacts), for the platform's
-view of hosts: name, version, disk, recent rates, blobs held.
+view of hosts: name, version, disk, recent rates, blobs held, and the traffic counters since the daemon started.
 
 A heartbeat goes every couple of seconds, so it must stay cheap: the rates are two counters' differences, and the
 store's usage (a directory scan) is taken again at most every `disk_every` seconds, in a thread.
@@ -12,11 +12,13 @@ import shutil
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from supernode.api import HostFacts
 
+from .stats import PeerStats
 from .store import BlobStore
 
 
@@ -27,21 +29,43 @@ def _version() -> str:
         return ""
 
 
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """Bytes moved since the daemon started, read from the counters where they are counted: the downloads'
+    (peer/stats.py: from the upstream, from peers), the blob handles' (served to local clients) and the upload
+    server's (served to other peers)."""
+
+    fetched_upstream: int = 0
+    fetched_peers: int = 0
+    served_peers: int = 0
+    served_clients: int = 0
+
+    @classmethod
+    def of(cls, stats: PeerStats, served_peers: int) -> Traffic:
+        return cls(stats.bytes_from_upstream, stats.bytes_from_peers, served_peers, stats.bytes_served_local)
+
+    @property
+    def uploaded(self) -> int:
+        return self.served_peers
+
+    @property
+    def downloaded(self) -> int:
+        return self.fetched_upstream + self.fetched_peers
+
+
 class HostFactsGatherer:
     def __init__(
         self,
         store: BlobStore,
         quota: int,
-        uploaded: Callable[[], int],
-        downloaded: Callable[[], int],
+        traffic: Callable[[], Traffic],
         *,
         disk_every: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.quota = quota
-        self.uploaded = uploaded
-        self.downloaded = downloaded
+        self.traffic = traffic
         self.disk_every = disk_every
         self.clock = clock
         self.hostname = socket.gethostname()[:255]
@@ -56,7 +80,8 @@ class HostFactsGatherer:
             self._disk = await asyncio.to_thread(self._scan_disk)
             self._disk_at = now
         used, total, held = self._disk
-        up, down = self.uploaded(), self.downloaded()
+        traffic = self.traffic()
+        up, down = traffic.uploaded, traffic.downloaded
         upload_rate = download_rate = 0
         if self._last is not None and now > self._last[0]:
             elapsed = now - self._last[0]
@@ -66,6 +91,8 @@ class HostFactsGatherer:
         return HostFacts(
             hostname=self.hostname, version=self.version, disk_used=used, disk_total=total, disk_quota=self.quota,
             upload_rate=upload_rate, download_rate=download_rate, swarms=held,
+            fetched_upstream=traffic.fetched_upstream, fetched_peers=traffic.fetched_peers,
+            served_peers=traffic.served_peers, served_clients=traffic.served_clients,
         )
 
     def _scan_disk(self) -> tuple[int, int, int]:

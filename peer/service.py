@@ -28,7 +28,7 @@ from upstream.raw_http import RawHttpClient
 from .blob_handle import BlobHandle, LiveBlob, StoredBlob, open_complete
 from .config import PeerConfig
 from .download import BlobDownload, SwarmLink
-from .host_facts import HostFactsGatherer
+from .host_facts import HostFactsGatherer, Traffic
 from .identity_file import load_identity
 from .piece_buffers import PieceBuffers
 from .quota import QuotaPolicy
@@ -86,8 +86,7 @@ class PeerService:
         self.upload_port = 0
         # What each heartbeat tells of this host (peer/host_facts.py), for the platform's view of hosts.
         self.host_facts = HostFactsGatherer(
-            self.store, config.disk_quota, lambda: self.upload_server.bytes_served,
-            lambda: self.stats.bytes_from_upstream + self.stats.bytes_from_peers,
+            self.store, config.disk_quota, lambda: Traffic.of(self.stats, self.upload_server.bytes_served)
         )
         self.supernode: SupernodeShards | None = None
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -101,7 +101,13 @@ def hex_to_mask(text: str, limit_bits: int = 1 << 20) -> int:
 # What a host says of itself, at register and in each heartbeat, for the platform's view of hosts (manager/):
 # a few numbers, so that a heartbeat of 10,000 hosts stays cheap. All optional: an older peer sends none.
 _HOST_TEXTS = ("hostname", "version")
-_HOST_NUMBERS = ("disk_used", "disk_total", "disk_quota", "upload_rate", "download_rate", "swarms")
+_HOST_NUMBERS = (
+    "disk_used", "disk_total", "disk_quota", "upload_rate", "download_rate", "swarms",
+    "fetched_upstream", "fetched_peers", "served_peers", "served_clients",
+)
+# Fields this supernode does not know are a newer peer's (a rolling upgrade): ignored, up to this many; more is
+# not a newer peer but a wrong body.
+MAX_UNKNOWN_HOST_FIELDS = 16
 
 
 @dataclass(slots=True)
@@ -117,14 +123,21 @@ class HostFacts:
     download_rate: int = 0
     # Blobs held whole: the swarms this host can feed.
     swarms: int = 0
+    # Bytes since the daemon started (cumulative; a restart starts them again at 0), for the platform's traffic
+    # analysis (manager/traffic.py): fetched from the upstream and from other peers, served to other peers and to
+    # the local clients (the mirror, the files endpoint).
+    fetched_upstream: int = 0
+    fetched_peers: int = 0
+    served_peers: int = 0
+    served_clients: int = 0
 
     @classmethod
     def parse(cls, value: Any) -> HostFacts:
         if not isinstance(value, dict):
             raise BadRequest("'host' must be an object")
-        unknown = sorted(set(value) - set(_HOST_TEXTS) - set(_HOST_NUMBERS))
-        if unknown:
-            raise BadRequest(f"'host' has an unknown field {str(unknown[0])[:64]!r}")
+        unknown = set(value) - set(_HOST_TEXTS) - set(_HOST_NUMBERS)
+        if len(unknown) > MAX_UNKNOWN_HOST_FIELDS:
+            raise BadRequest(f"'host' has {len(unknown)} unknown fields (at most {MAX_UNKNOWN_HOST_FIELDS})")
         texts: dict[str, str] = {}
         for key in _HOST_TEXTS:
             text = value.get(key, "")

@@ -49,6 +49,8 @@ CALLS = {
     "update_cluster": Call("PATCH", "/api/v1/clusters/{cluster}", lambda _: {"description": "d"}),
     "delete_cluster": Call("DELETE", "/api/v1/clusters/{cluster}"),
     "rotate_cluster_token": Call("POST", "/api/v1/clusters/{cluster}/token"),
+    "analysis_traffic": Call("GET", "/api/v1/analysis/traffic"),
+    "analysis_metrics": Call("GET", "/api/v1/analysis/metrics"),
     "logout": Call("POST", "/api/v1/logout"),
 }
 OPERATORS = {"admin", "operator"}
@@ -77,6 +79,8 @@ ALLOWED = {
     "update_cluster": OPERATORS,
     "delete_cluster": OPERATORS,
     "rotate_cluster_token": OPERATORS,
+    "analysis_traffic": EVERYONE,
+    "analysis_metrics": EVERYONE,
     "logout": EVERYONE,
 }
 # The permission a refusal names.
@@ -88,7 +92,7 @@ NEEDS = {
     "list_hosts": "targets:read", "show_host": "targets:read", "cordon_host": "targets:write",
     "uncordon_host": "targets:write", "list_clusters": "targets:read", "create_cluster": "targets:write",
     "show_cluster": "targets:read", "update_cluster": "targets:write", "delete_cluster": "targets:write",
-    "rotate_cluster_token": "targets:write",
+    "rotate_cluster_token": "targets:write", "analysis_traffic": "analysis:read", "analysis_metrics": "analysis:read",
 }
 
 
@@ -166,6 +170,7 @@ async def test_each_role_against_each_endpoint(platform: Running, role: str) -> 
         (["users:read", "users:write"], {"me", "list_users", "show_user", "create_user", "update_user",
                                          "delete_user"}),
         (["audit:read"], {"me", "list_audit"}),
+        (["analysis:read"], {"me", "analysis_traffic", "analysis_metrics"}),
     ],
 )
 async def test_an_admins_token_holds_only_its_scopes(platform: Running, scopes: list[str], allowed: set[str]) -> None:

@@ -1,0 +1,41 @@
+"""The hosts' traffic: their counters as last sampled, and the bytes they moved per hour (manager/traffic.py).
+
+Revision ID: 0005
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision: str | None = "0003"
+branch_labels = None
+depends_on = None
+
+_BYTES = ("fetched_upstream", "fetched_peers", "served_peers", "served_clients")
+
+
+def _byte_columns() -> list[sa.Column[int]]:
+    return [sa.Column(name, sa.BigInteger, nullable=False, server_default="0") for name in _BYTES]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "traffic_counters",
+        sa.Column("host_id", sa.String(255), primary_key=True),
+        *_byte_columns(),
+        sa.Column("sampled_at", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "traffic_hours",
+        sa.Column("hour", sa.BigInteger, primary_key=True),
+        sa.Column("host_id", sa.String(255), primary_key=True),
+        *_byte_columns(),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("traffic_hours")
+    op.drop_table("traffic_counters")
