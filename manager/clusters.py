@@ -1,4 +1,5 @@
-"""A cluster's scopes and which hosts they place in it: a host is in a cluster if it matches any scope.
+"""A cluster's scopes and which hosts they place in it: a host is in a cluster if it matches any scope, or if it
+registered with the cluster's join token (`joined`).
 
 - labels: a selector, every `key=value` of which the host's labels hold (an empty selector is no scope);
 - CIDRs: the host's address (the one other peers dial) is in one of them;
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -59,6 +61,12 @@ class Scopes:
                 return True
         name = hostname.lower()
         return bool(name) and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.hostnames)
+
+
+def joined(host_token_hash: str, cluster_token_hash: str) -> bool:
+    """Whether the host registered with the cluster's join token: the two sha256s, compared in constant time. A
+    rotated token changes the cluster's, and the hosts that joined with the old one are out."""
+    return bool(host_token_hash) and hmac.compare_digest(host_token_hash, cluster_token_hash)
 
 
 def address_of(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -32,6 +32,8 @@ class LiveHost:
     facts: HostFacts | None
     # Wall-clock seconds (epoch) of its last register or heartbeat.
     last_seen: float
+    # The sha256 of the cluster join token it registered with ("" for none): it places the host in that cluster.
+    cluster_token_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,7 @@ class SchedulerSource:
         offset = time.time() - time.monotonic()
         hosts = {
             record.peer_id: LiveHost(record.peer_id, record.url, dict(record.labels), record.host,
-                                     record.last_seen + offset)
+                                     record.last_seen + offset, record.cluster_token_hash)
             for record in list(self._scheduler.peers.values())
         }
         return LiveHosts(hosts, self._scheduler.config.heartbeat_interval)
@@ -111,7 +113,8 @@ class SupernodeApiSource:
                 known = hosts.get(peer.peer_id)
                 # Sharded supernodes all know every peer: the freshest word wins.
                 if known is None or seen > known.last_seen:
-                    hosts[peer.peer_id] = LiveHost(peer.peer_id, peer.url, dict(peer.labels), peer.host, seen)
+                    hosts[peer.peer_id] = LiveHost(peer.peer_id, peer.url, dict(peer.labels), peer.host, seen,
+                                                   peer.cluster_token_hash)
         return LiveHosts(hosts, interval or 2.0, tuple(unreachable))
 
     async def set_cordoned(self, host_ids: Iterable[str]) -> bool:

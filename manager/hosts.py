@@ -3,7 +3,8 @@
 Each read takes a live snapshot (seconds old at most: the hosts' last heartbeats) and writes it through to the
 `hosts` table, so that a host gone from the supernodes is still listed, as down, with the time it was last seen. The
 writes are bounded: a host's row is written when it is new, when what identifies it changed (address, labels, name,
-version), or when its last write is `host_write_every` seconds old; in between, the live facts are shown unwritten.
+version, the hash of the cluster token it joined with), or when its last write is `host_write_every` seconds old;
+in between, the live facts are shown unwritten.
 
 States, in heartbeat intervals since the host was last heard: healthy (up to `healthy_beats`), stale (up to
 `stale_beats`, or until the supernode expires it), down (longer, or not registered any more).
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .api_session import iso
-from .clusters import Scopes
+from .clusters import Scopes, joined
 from .config import ManagerConfig
 from .host_source import HostSource, LiveHost, LiveHosts
 from .models import Cluster, Host
@@ -68,19 +69,25 @@ def cluster_scopes(cluster: Cluster) -> Scopes:
 
 def _identity(host: LiveHost) -> tuple[Any, ...]:
     name, version = (host.facts.hostname, host.facts.version) if host.facts else ("", "")
-    return (host.url, tuple(sorted(host.labels.items())), name, version)
+    return (host.url, tuple(sorted(host.labels.items())), name, version, host.cluster_token_hash)
 
 
 def _apply(row: Host, host: LiveHost) -> None:
     """The live facts onto the row (in memory; written when the session commits)."""
     row.url = host.url
     row.labels = dict(host.labels)
+    row.cluster_token_hash = host.cluster_token_hash
     row.last_seen = max(row.last_seen or 0.0, host.last_seen)
     facts = host.facts
     if facts is not None:
         row.hostname, row.version = facts.hostname, facts.version
         row.disk_used, row.disk_total, row.disk_quota = facts.disk_used, facts.disk_total, facts.disk_quota
         row.upload_rate, row.download_rate, row.swarms = facts.upload_rate, facts.download_rate, facts.swarms
+
+
+async def _clusters(session: AsyncSession) -> list[tuple[str, Scopes, str]]:
+    """Each cluster's name, scopes and join token's hash: what places hosts in it."""
+    return [(c.name, cluster_scopes(c), c.token_hash) for c in (await session.execute(select(Cluster))).scalars()]
 
 
 class HostBook:
@@ -100,20 +107,23 @@ class HostBook:
         try:
             async with sessions.begin() as session:
                 rows = await self._write_through(session, live, now)
-                clusters = [(c.name, cluster_scopes(c)) for c in (await session.execute(select(Cluster))).scalars()]
+                clusters = await _clusters(session)
         except IntegrityError:
             # Another manager on the same database wrote a new host first: the next read takes its row.
             log.info("a host row was written by another manager meanwhile; read again")
             async with sessions() as session:
                 rows = list((await session.execute(select(Host).order_by(Host.id))).scalars())
-                clusters = [(c.name, cluster_scopes(c)) for c in (await session.execute(select(Cluster))).scalars()]
+                clusters = await _clusters(session)
         views = []
         for row in rows:
             host = live.hosts.get(row.host_id)
             if host is not None:
                 _apply(row, host)  # shown live, whether written this time or not
             state = state_of(host is not None, row.last_seen, now, live.heartbeat_interval, self.config)
-            placed = tuple(name for name, scopes in clusters if scopes.places(row.labels, row.url, row.hostname))
+            placed = tuple(
+                name for name, scopes, token_hash in clusters
+                if scopes.places(row.labels, row.url, row.hostname) or joined(row.cluster_token_hash, token_hash)
+            )
             views.append(HostView(row, state, placed))
         return views
 

@@ -58,6 +58,14 @@ class PeerConfig:
                 "servers; never on the command line", key="join_token_file", flag="--join-token-file",
                 kind="secret_file", env="DAMSELFLY_JOIN_TOKEN", metavar="FILE"),
     )
+    # The platform's: this host joins the cluster whose join token it is (manager/clusters.py); the supernode keeps
+    # only its sha256.
+    cluster_token: str = setting(
+        "",
+        Setting("file holding a platform cluster's join token (mode 0600): the host joins that cluster; never on the "
+                "command line", key="cluster_token_file", flag="--cluster-token-file", kind="secret_file",
+                env="DAMSELFLY_CLUSTER_TOKEN", metavar="FILE"),
+    )
     insecure_open_cluster: bool = setting(
         False,
         Setting("serve pieces beyond loopback without a secret: anyone who reaches the upload port may fetch them",

@@ -132,7 +132,7 @@ class PeerService:
         assert self.supernode is not None
         request = RegisterRequest(
             self.peer_id, self.upload_port, self.config.advertise_host, self.config.labels, self.identity.secret,
-            await self.host_facts.gather(),
+            await self.host_facts.gather(), self.config.cluster_token,
         )
         delay = 0.2
         while True:

@@ -11,6 +11,7 @@ Piece sets travel as hex strings of a bitmask: bit i set means piece i is held. 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -189,9 +190,12 @@ class RegisterRequest:
     # The host's own secret, which the peer id commits to (supernode/identity.py); shown at register only.
     peer_secret: str = ""
     host: HostFacts | None = None
+    # The join token of the platform's cluster this host joins (manager/clusters.py); "" for none. The supernode keeps
+    # only its sha256 (`cluster_token_hash`), for the platform to match against its clusters'.
+    cluster_token: str = ""
 
     def __repr__(self) -> str:
-        # Never the secret, wherever a request is printed or logged.
+        # Never the secrets, wherever a request is printed or logged.
         return f"RegisterRequest(peer_id={self.peer_id!r}, upload_port={self.upload_port})"
 
     @classmethod
@@ -211,13 +215,30 @@ class RegisterRequest:
         secret = body.get("peer_secret") or ""
         if not isinstance(secret, str) or len(secret) > 256:
             raise BadRequest("'peer_secret' must be a string")
+        cluster_token = body.get("cluster_token") or ""
+        if not isinstance(cluster_token, str) or len(cluster_token) > 256 or not cluster_token.isascii():
+            raise BadRequest("'cluster_token' must be a string of up to 256 ASCII characters")
         return cls(
             peer_id=_str(body, "peer_id"), upload_port=port, advertise_host=host, labels=dict(labels),
-            peer_secret=secret, host=_host_facts(body),
+            peer_secret=secret, host=_host_facts(body), cluster_token=cluster_token,
         )
 
+    @property
+    def cluster_token_hash(self) -> str:
+        return cluster_token_hash(self.cluster_token)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        if not self.cluster_token:
+            # Not sent without one: the body stays what supernodes before it know.
+            del body["cluster_token"]
+        return body
+
+
+def cluster_token_hash(token: str) -> str:
+    """The sha256 of a cluster's join token, hex, as the platform stores its clusters' (manager/tokens.py); "" for
+    none."""
+    return hashlib.sha256(token.encode()).hexdigest() if token else ""
 
 
 @dataclass(slots=True)
@@ -424,6 +445,8 @@ class PeerSummary:
     # What the host said of itself last (None: nothing), and how many seconds ago it was last heard.
     host: HostFacts | None = None
     seen_ago: float = 0.0
+    # The sha256 of the cluster join token the host registered with ("" for none), for operators' listings only.
+    cluster_token_hash: str = ""
 
 
 @dataclass(slots=True)
@@ -443,6 +466,7 @@ class PeerList:
             PeerSummary(
                 str(p["peer_id"]), str(p["url"]), dict(p["labels"]),
                 HostFacts.parse(p["host"]) if p.get("host") is not None else None, float(p.get("seen_ago", 0.0)),
+                str(p.get("cluster_token_hash") or ""),
             )
             for p in body["peers"]
         ]

@@ -34,6 +34,8 @@ class PeerRecord:
     credential_hash: bytes = b""
     # What the host said of itself last (supernode/api.py HostFacts), for the platform's view of hosts.
     host: HostFacts | None = None
+    # The sha256 of the platform cluster's join token it registered with ("" for none); never the token.
+    cluster_token_hash: str = ""
 
 
 @dataclass(slots=True)
@@ -121,9 +123,9 @@ class Scheduler:
 
     def register(
         self, peer_id: str, url: str, labels: dict[str, str], now: float, credential_hash: bytes = b"",
-        host: HostFacts | None = None,
+        host: HostFacts | None = None, cluster_token_hash: str = "",
     ) -> PeerRecord:
-        record = PeerRecord(peer_id, url, dict(labels), now, credential_hash, host)
+        record = PeerRecord(peer_id, url, dict(labels), now, credential_hash, host, cluster_token_hash)
         self.peers[peer_id] = record
         return record
 

@@ -160,7 +160,10 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         url = peer_url(address, req.upload_port)
         # A new credential at each register: one a restarted host lost, or an old one someone saw, stops working.
         credential = new_credential()
-        scheduler.register(req.peer_id, url, req.labels, time.monotonic(), credential_hash(credential), req.host)
+        scheduler.register(
+            req.peer_id, url, req.labels, time.monotonic(), credential_hash(credential), req.host,
+            req.cluster_token_hash,
+        )
         answer = RegisterResponse(req.peer_id, url, scheduler.config.heartbeat_interval, credential)
         return json_answer(answer.to_json())
 
@@ -266,9 +269,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
 
     async def list_peers(call: Call) -> Answer:
         any_member(call)
+        # The hosts' cluster token hashes are for the operators (a standalone platform places hosts by them).
+        operator = is_operator(call)
         now = time.monotonic()
         peers = [
-            PeerSummary(p.peer_id, p.url, p.labels, p.host, round(max(now - p.last_seen, 0.0), 3))
+            PeerSummary(p.peer_id, p.url, p.labels, p.host, round(max(now - p.last_seen, 0.0), 3),
+                        p.cluster_token_hash if operator else "")
             for p in scheduler.peers.values()
         ]
         return json_answer(PeerList(peers, scheduler.config.heartbeat_interval).to_json())

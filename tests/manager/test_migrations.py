@@ -52,6 +52,23 @@ async def test_a_database_at_0001_upgrades_in_place_keeping_its_rows(manager_con
         await engine.dispose()
 
 
+async def test_hosts_at_0003_keep_their_rows_and_have_joined_no_cluster_at_head(manager_config: ManagerConfig) -> None:
+    engine = create_engine(database_url(manager_config.database, manager_config.data_dir))
+    try:
+        await migrate.upgrade(engine, "0003")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(
+                "INSERT INTO hosts (host_id, labels, first_seen, last_seen, cordoned) "
+                "VALUES ('h1', '{\"zone\": \"a\"}', 1.0, 2.0, true)"
+            ))
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.text("SELECT host_id, cordoned, cluster_token_hash FROM hosts"))).all()
+        assert [tuple(row) for row in rows] == [("h1", True, "")]
+    finally:
+        await engine.dispose()
+
+
 async def test_sqlite_is_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     engine = create_engine(database_url("", tmp_path))
     try:

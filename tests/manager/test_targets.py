@@ -8,6 +8,7 @@ reads a real supernode app's API.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -244,3 +245,35 @@ async def test_a_manager_alone_reads_the_supernodes_api(tmp_path: Any, monkeypat
     finally:
         await unreachable.close()
     assert seen.hosts == {} and seen.unreachable == ("http://127.0.0.1:9",)
+
+
+async def test_a_manager_alone_places_a_host_that_joined_with_a_clusters_token(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token's hash travels in the supernode's operators' listing: a manager alone places the host by it, and
+    un-places it when the token is rotated."""
+    monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN))
+    config = ManagerConfig(data_dir=tmp_path, supernodes="http://sn")
+    source = SupernodeApiSource(["http://sn"], OPERATOR_TOKEN, transport=httpx.ASGITransport(app=supernode))
+    app = ManagerApp(config, source)
+    assert await app.startup()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as http:
+            running = Running(app, http, config)
+            admin = await running.admin()
+            made = await http.post("/api/v1/clusters", json={"name": "joined", "hostnames": ["elsewhere-*"]},
+                                   headers=admin)
+            token = made.json()["token"]
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supernode), base_url="http://sn") as peer:
+                for name, body in (("with", {"cluster_token": token}), ("without", {})):
+                    joined = await peer.post("/api/v1/peers", json={**register_body(name), **body})
+                    assert joined.status_code == 200, joined.text
+            placed = await _hosts(running, admin, cluster="joined")
+            assert len(placed) == 1 and placed[0]["clusters"] == ["joined"]
+            assert token_hash(token) not in json.dumps(await _hosts(running, admin))
+            assert await _stored(running, placed[0]["id"], "cluster_token_hash") == token_hash(token)
+            assert (await http.post("/api/v1/clusters/joined/token", headers=admin)).status_code == 200
+            assert await _hosts(running, admin, cluster="joined") == []
+    finally:
+        await app.shutdown()

@@ -22,7 +22,7 @@ from tests.support.procs import ManagedProcess
 # Keep proxy settings of the machine away from loopback traffic, and secrets of the caller's from the daemons.
 CLEAN_ENV: dict[str, str | None] = {
     "http_proxy": None, "https_proxy": None, "HTTP_PROXY": None, "HTTPS_PROXY": None, "ALL_PROXY": None,
-    "DAMSELFLY_JOIN_TOKEN": None, "DAMSELFLY_OPERATOR_TOKEN": None,
+    "DAMSELFLY_JOIN_TOKEN": None, "DAMSELFLY_OPERATOR_TOKEN": None, "DAMSELFLY_CLUSTER_TOKEN": None,
 }
 
 

@@ -1,4 +1,5 @@
-"""The hosts' traffic: their counters as last sampled, and the bytes they moved per hour (manager/traffic.py).
+"""The hosts' traffic: their counters as last sampled, and the bytes they moved per hour (manager/traffic.py); and
+the hash of the cluster join token each host registered with (manager/hosts.py).
 
 Revision ID: 0005
 Revises: 0003
@@ -34,8 +35,13 @@ def upgrade() -> None:
         sa.Column("host_id", sa.String(255), primary_key=True),
         *_byte_columns(),
     )
+    # batch: SQLite alters a table by copying it, which Alembic's batch mode does (a plain ALTER elsewhere).
+    with op.batch_alter_table("hosts") as batch:
+        batch.add_column(sa.Column("cluster_token_hash", sa.String(64), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("hosts") as batch:
+        batch.drop_column("cluster_token_hash")
     op.drop_table("traffic_hours")
     op.drop_table("traffic_counters")
