@@ -35,6 +35,7 @@ def document(routes: tuple[Any, ...]) -> dict[str, Any]:
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
                 {"name": "cursor", "in": "query", "schema": {"type": "string"}},
             ]
+        params += [{"name": name, "in": "query", "schema": schema} for name, schema in route.query.items()]
         if params:
             operation["parameters"] = params
         if route.body:

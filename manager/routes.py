@@ -39,6 +39,8 @@ class ApiRoute:
     body: dict[str, Any] = field(default_factory=dict, compare=False)
     status: int = 200
     paginated: bool = False
+    # The query's parameters (JSON Schema of each), for the OpenAPI document.
+    query: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def writes(self) -> bool:
@@ -100,7 +102,9 @@ ROUTES: tuple[ApiRoute, ...] = (
              Permission.TARGETS_WRITE),
     ApiRoute("analysis_traffic", "GET", f"{PREFIX}/analysis/traffic", api_analysis.traffic_series,
              "the hosts' traffic per hour or day: from the upstream, from peers, served; the egress saved "
-             "(query: since=24h, step=hour|day, cluster=NAME or host=ID, format=json|csv)", Permission.ANALYSIS_READ),
+             "(query: since=24h, step=hour|day, cluster=NAME or host=ID, format=json|csv)", Permission.ANALYSIS_READ,
+             query={"since": _TEXT, "step": {"enum": ["hour", "day"]}, "cluster": _TEXT, "host": _TEXT,
+                    "format": {"enum": ["json", "csv"]}}),
     ApiRoute("analysis_metrics", "GET", f"{PREFIX}/analysis/metrics", api_analysis.traffic_metrics,
              "each host's traffic counters, in Prometheus' text format", Permission.ANALYSIS_READ),
 )

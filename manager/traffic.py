@@ -168,6 +168,9 @@ class TrafficRecorder:
             except (SQLAlchemyError, OSError) as exc:
                 # The database is away for a while: the next sample takes the bytes (the counters are cumulative).
                 log.warning("the hosts' traffic could not be sampled: %s", type(exc).__name__)
+            except Exception:
+                # A bug must not end the sampling for the life of the process: said, and tried again.
+                log.exception("the hosts' traffic could not be sampled")
             await asyncio.sleep(self.every)
 
     async def sample(self) -> int:

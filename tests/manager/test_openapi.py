@@ -26,6 +26,10 @@ async def test_openapi_lists_every_route(sqlite_platform: Running) -> None:
     assert set(create["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
         "name", "role", "password"}
     assert "security" not in doc["paths"]["/api/v1/login"]["post"]
+    traffic = doc["paths"]["/api/v1/analysis/traffic"]["get"]
+    assert traffic["x-permission"] == "analysis:read"
+    assert {(p["name"], p["in"]) for p in traffic["parameters"]} == {
+        ("since", "query"), ("step", "query"), ("cluster", "query"), ("host", "query"), ("format", "query")}
 
 
 def test_no_platform_path_is_one_the_supernode_routes() -> None:
