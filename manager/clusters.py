@@ -66,7 +66,9 @@ class Scopes:
 def joined(host_token_hash: str, cluster_token_hash: str) -> bool:
     """Whether the host registered with the cluster's join token: the two sha256s, compared in constant time. A
     rotated token changes the cluster's, and the hosts that joined with the old one are out."""
-    return bool(host_token_hash) and hmac.compare_digest(host_token_hash, cluster_token_hash)
+    if not host_token_hash or not host_token_hash.isascii() or not cluster_token_hash.isascii():
+        return False
+    return hmac.compare_digest(host_token_hash, cluster_token_hash)
 
 
 def address_of(url: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

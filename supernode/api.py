@@ -235,6 +235,12 @@ class RegisterRequest:
         return body
 
 
+def _token_hash(value: Any) -> str:
+    """A listed cluster token hash: 64 hex digits, or "" (none, or not one)."""
+    text = value if isinstance(value, str) else ""
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else ""
+
+
 def cluster_token_hash(token: str) -> str:
     """The sha256 of a cluster's join token, hex, as the platform stores its clusters' (manager/tokens.py); "" for
     none."""
@@ -466,7 +472,7 @@ class PeerList:
             PeerSummary(
                 str(p["peer_id"]), str(p["url"]), dict(p["labels"]),
                 HostFacts.parse(p["host"]) if p.get("host") is not None else None, float(p.get("seen_ago", 0.0)),
-                str(p.get("cluster_token_hash") or ""),
+                _token_hash(p.get("cluster_token_hash")),
             )
             for p in body["peers"]
         ]

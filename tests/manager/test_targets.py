@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from manager.app import ManagerApp
+from manager.clusters import joined
 from manager.config import ManagerConfig
 from manager.host_source import SchedulerSource, SupernodeApiSource
 from manager.tokens import token_hash
@@ -277,3 +278,9 @@ async def test_a_manager_alone_places_a_host_that_joined_with_a_clusters_token(
             assert await _hosts(running, admin, cluster="joined") == []
     finally:
         await app.shutdown()
+
+
+def test_a_host_joined_a_cluster_when_its_token_hash_is_the_clusters() -> None:
+    mine = token_hash("dfc_mine")
+    assert joined(mine, mine)
+    assert not joined(token_hash("dfc_old"), mine) and not joined("", mine) and not joined("é" * 64, mine)

@@ -44,3 +44,9 @@ async def test_the_supernode_keeps_the_hash_and_shows_it_to_operators_only(caplo
     assert listed == {joiner.peer_id: cluster_token_hash(TOKEN), other.peer_id: ""}
     assert {p.cluster_token_hash for p in PeerList.from_json(as_member.json()).peers} == {""}
     assert TOKEN not in as_operator.text + as_member.text + caplog.text
+
+
+@pytest.mark.parametrize("listed", [None, 5, "", "x" * 64, "A" * 64, "a" * 65, "é" * 64])
+def test_a_listing_with_no_hash_or_a_wrong_one_reads_as_none(listed: object) -> None:
+    body = {"peers": [{"peer_id": "p0", "url": "http://10.0.0.1:1", "labels": {}, "cluster_token_hash": listed}]}
+    assert PeerList.from_json(body).peers[0].cluster_token_hash == ""
