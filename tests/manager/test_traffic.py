@@ -3,6 +3,7 @@ two managers on one database from counting the same bytes twice, and the analysi
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -13,8 +14,22 @@ from sqlalchemy import select
 from manager import migrate
 from manager.config import ManagerConfig
 from manager.database import create_engine, database_url, session_factory
+from manager.host_source import SchedulerSource
+from manager.hosts import HostBook
 from manager.models import TrafficHour
-from manager.traffic import HOUR, Conflict, Counters, difference, series, stored_counters, totals_by_host, write_sample
+from manager.traffic import (
+    HOUR,
+    Conflict,
+    Counters,
+    TrafficRecorder,
+    difference,
+    series,
+    stored_counters,
+    totals_by_host,
+    write_sample,
+)
+from supernode.api import HostFacts
+from supernode.scheduler import Scheduler
 from tests.manager.conftest import Running
 
 
@@ -138,3 +153,26 @@ async def test_bad_queries_are_refused_in_the_apis_shape(
                                             headers=await sqlite_platform.admin())
     assert answer.status_code == status
     assert answer.json()["message"] == message
+
+
+async def test_the_recorder_samples_the_live_hosts_across_a_restart_and_two_recorders_count_once(
+    platform: Running,
+) -> None:
+    """Two recorders (two managers) on one database and one scheduler: each sample's bytes are added once, and a
+    daemon restart (counters back near 0) adds its new counters, not a negative difference."""
+    scheduler = Scheduler()
+    book = HostBook(SchedulerSource(scheduler), platform.config)
+    sessions = platform.app.platform.sessions  # type: ignore[union-attr]
+    recorders = [TrafficRecorder(book, sessions, 60.0) for _ in range(2)]
+
+    def beat(upstream: int, peers: int) -> None:
+        scheduler.register("h1", "http://10.0.0.1:65002", {}, time.monotonic(),
+                           host=HostFacts(fetched_upstream=upstream, fetched_peers=peers))
+
+    beat(1000, 0)
+    assert sorted(await asyncio.gather(*(r.sample() for r in recorders))) == [0, 1]
+    beat(1000, 500)
+    assert [await r.sample() for r in recorders] == [1, 0]
+    beat(10, 20)  # restarted
+    assert await recorders[1].sample() == 1
+    assert await totals_by_host(sessions) == {"h1": Counters(1010, 520, 0, 0)}
