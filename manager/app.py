@@ -4,35 +4,32 @@ so that a supernode hosting it keeps coordinating swarms."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import audit, bootstrap, migrate
-from .api_errors import STATUS_CODES, ApiError, forbidden
+from . import bootstrap, migrate
+from .api_errors import STATUS_CODES
 from .config import ManagerConfig
+from .console.app import routes as console_routes
 from .context import Context, Platform
 from .database import create_engine, database_url, session_factory, shown
+from .dispatch import UNAVAILABLE, dispatch
 from .host_source import HostSource, SupernodeApiSource
 from .hosts import HostBook
-from .principal import authenticate, bearer
+from .principal import bearer
 from .ratelimit import LoginLimiter
 from .routes import ROUTES, ApiRoute
 from .traffic import TrafficRecorder
 
 log = logging.getLogger(__name__)
-UNAVAILABLE = ApiError(503, "unavailable", "the platform's database is unavailable: see the manager's log")
-# Starlette's own answers (no route, wrong method) as the API's errors.
-_REFUSALS = {401, 403, 429}
 
 
 class ManagerApp:
@@ -49,7 +46,10 @@ class ManagerApp:
         self.platform: Platform | None = None
         self.traffic: TrafficRecorder | None = None
         self.app = Starlette(
-            routes=[Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES],
+            routes=[
+                *(Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES),
+                *console_routes(lambda: self.platform),
+            ],
             exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         )
 
@@ -124,54 +124,9 @@ class ManagerApp:
             assert platform is not None, "requests reach the routes only once the platform is up"
             ctx = Context(request, route, platform, None,
                           target=",".join(str(v)[:64] for v in request.path_params.values()))
-            try:
-                if route.authenticated:
-                    token = bearer(request.headers.get("authorization", ""))
-                    async with platform.sessions.begin() as session:
-                        ctx.principal = await authenticate(session, token)
-                    if route.permission is not None and route.permission not in ctx.principal.permissions:
-                        raise forbidden(route.permission.value)
-                response = await route.handler(ctx)
-            except ApiError as exc:
-                if route.writes and not ctx.audited:
-                    result = audit.REFUSED if exc.status in _REFUSALS else audit.FAILED
-                    if not ctx.target:
-                        ctx.target = await _named_in_body(request, platform.config.max_body)
-                    await _audit_unwritten(ctx, result, exc.message)
-                return exc.response()
-            except DBAPIError:
-                log.warning("the platform's database failed a request to %s %s", route.method, route.path,
-                            exc_info=True)
-                return UNAVAILABLE.response()
-            if route.writes and not ctx.audited:
-                log.error("bug: %s wrote without an audit entry", route.name)
-            return response
+            return await dispatch(ctx, lambda: bearer(request.headers.get("authorization", "")))
 
         return serve
-
-
-async def _audit_unwritten(ctx: Context, result: str, detail: str) -> None:
-    """A refused or failed write: its entry in a transaction of its own, as the write's was rolled back."""
-    try:
-        async with ctx.platform.sessions.begin() as session:
-            audit.record(session, ctx.actor, ctx.route.name, ctx.target, result, detail)
-    except SQLAlchemyError:
-        log.warning("could not audit the %s %s of %s", result, ctx.route.name, ctx.actor.name or "anonymous")
-
-
-async def _named_in_body(request: Request, max_body: int) -> str:
-    """What a write refused before its body was read was about: the `name` (or `username`) it carries, if any."""
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > max_body:
-        return ""
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError, ClientDisconnect, RuntimeError):
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    name = body.get("name", body.get("username", ""))
-    return name[:64] if isinstance(name, str) else ""
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
 from . import audit
+from .api_errors import ApiError
 from .config import ManagerConfig
 from .ratelimit import LoginLimiter
 from .request_body import JsonObject, read_json
@@ -46,6 +47,11 @@ class Context:
     audited: bool = False
     # What the refusal or failure of this write is about (a user's name, a token's id), for the audit entry.
     target: str = field(default="")
+    # A console form's fields, in place of a JSON body (manager/console/): the handler reads them the same way.
+    form: JsonObject | None = None
+    # An error the console found before the handler runs (a form failing its CSRF check, a field it cannot put in
+    # the API's shape): raised in the handler's place, so that it is answered and audited as the API's would be.
+    early_error: ApiError | None = None
 
     @property
     def client(self) -> str:
@@ -62,6 +68,8 @@ class Context:
         return self.principal
 
     async def body(self, *fields: str) -> JsonObject:
+        if self.form is not None:
+            return self.form.only(frozenset(fields))
         return await read_json(self.request, self.platform.config.max_body, frozenset(fields))
 
     @asynccontextmanager

@@ -28,10 +28,7 @@ async def read_json(request: Request, max_body: int, allowed: frozenset[str]) ->
         raise invalid("the body is not JSON") from None
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise invalid(f"unknown field {str(unknown[0])[:64]!r}")
-    return JsonObject(body)
+    return JsonObject(body).only(allowed)
 
 
 class JsonObject:
@@ -39,6 +36,13 @@ class JsonObject:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.data = data
+
+    def only(self, allowed: frozenset[str]) -> JsonObject:
+        """Itself, if it holds no field but those allowed; else a 400 naming the first other."""
+        unknown = sorted(set(self.data) - allowed)
+        if unknown:
+            raise invalid(f"unknown field {str(unknown[0])[:64]!r}")
+        return self
 
     def __contains__(self, name: str) -> bool:
         return name in self.data

@@ -1,0 +1,129 @@
+"""The console's pages (GET): each reads through the API's handlers, so a page shows what its viewer's role may
+read, and its write controls only to a role that may write (the server refuses the POST anyway: actions.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ..hosts import STATES
+from ..models import AuditEntry, Cluster
+from ..permissions import Permission, Role
+from .web import Console, Notes, Outcome, Viewer
+
+Page = Callable[[Console, Request, Viewer, Notes, int], Awaitable[Response]]
+
+# The navigation, in order, each entry shown to whoever holds its permission. Distribution tasks (tasks:read) and
+# analysis (analysis:read) take their place here once their API exists.
+NAV: tuple[tuple[str, str, Permission | None], ...] = (
+    ("/console/", "Overview", None),
+    ("/console/hosts", "Hosts", Permission.TARGETS_READ),
+    ("/console/clusters", "Clusters", Permission.TARGETS_READ),
+    ("/console/users", "Users", Permission.USERS_READ),
+    ("/console/tokens", "API tokens", Permission.TOKENS_READ),
+    ("/console/audit", "Audit log", Permission.AUDIT_READ),
+    ("/console/account", "Account", None),
+)
+RECENT_FAILURES = 10
+
+
+def _frame(viewer: Viewer) -> dict[str, object]:
+    nav = [(path, label) for path, label, needs in NAV if needs is None or viewer.may(needs)]
+    return {"viewer": viewer, "nav": nav, "P": Permission}
+
+
+def _refused(console: Console, request: Request, viewer: Viewer, outcome: Outcome) -> Response:
+    return console.render(request, "error.html", outcome.status, **_frame(viewer), message=outcome.message)
+
+
+async def overview(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    counts: Counter[str] = Counter()
+    cordoned = 0
+    failures: list[AuditEntry] = []
+    platform = console.platform
+    if viewer.may(Permission.TARGETS_READ):
+        views = await platform.hosts.views(platform.sessions)
+        counts.update(view.state for view in views)
+        cordoned = sum(1 for view in views if view.row.cordoned)
+    if viewer.may(Permission.AUDIT_READ):
+        query = (select(AuditEntry).where(AuditEntry.result != "ok").order_by(AuditEntry.id.desc())
+                 .limit(RECENT_FAILURES))
+        async with platform.sessions() as session:
+            failures = list((await session.execute(query)).scalars())
+    return console.render(request, "overview.html", status, **_frame(viewer), notes=notes, states=STATES,
+                          counts=counts, cordoned=cordoned, failures=failures)
+
+
+async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    query = request.query_params
+    if any(not value for _, value in query.multi_items()):
+        # The filter form sends its empty fields: "any", which the API says by their absence.
+        kept = urlencode([(key, value) for key, value in query.multi_items() if value])
+        return RedirectResponse(f"/console/hosts?{kept}" if kept else "/console/hosts", 303)
+    listed = await console.call(request, "list_hosts")
+    if listed.status in (401, 403):
+        return _refused(console, request, viewer, listed)
+    if not listed.ok:
+        # A bad filter: said above the table, which shows every host.
+        notes.error, status = listed.message, listed.status
+        items: list[dict[str, object]] = []
+    else:
+        items = listed.data["items"]
+    async with console.platform.sessions() as session:
+        clusters = list((await session.execute(select(Cluster.name).order_by(Cluster.name))).scalars())
+    return console.render(request, "hosts.html", status, **_frame(viewer), notes=notes, hosts=items,
+                          clusters=clusters, states=STATES, next=_next_page(query, listed),
+                          chosen={"cluster": query.get("cluster", ""), "state": query.get("state", ""),
+                                  "label": query.get("label", "")})
+
+
+def _next_page(query: QueryParams, listed: Outcome) -> str:
+    """The link to the next page of hosts, with the same filters."""
+    if not listed.ok or not listed.data.get("next"):
+        return ""
+    kept = [(key, value) for key, value in query.multi_items() if key != "cursor"]
+    return "?" + urlencode([*kept, ("cursor", str(listed.data["next"]))])
+
+
+async def clusters(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    listed = await console.call(request, "list_clusters")
+    if not listed.ok:
+        return _refused(console, request, viewer, listed)
+    return console.render(request, "clusters.html", status, **_frame(viewer), notes=notes,
+                          clusters=listed.data["items"], next=listed.data["next"])
+
+
+async def users(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    listed = await console.call(request, "list_users")
+    if not listed.ok:
+        return _refused(console, request, viewer, listed)
+    return console.render(request, "users.html", status, **_frame(viewer), notes=notes, users=listed.data["items"],
+                          roles=[role.value for role in Role], next=listed.data["next"])
+
+
+async def tokens(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    listed = await console.call(request, "list_tokens")
+    if not listed.ok:
+        return _refused(console, request, viewer, listed)
+    return console.render(request, "tokens.html", status, **_frame(viewer), notes=notes, tokens=listed.data["items"],
+                          scopes=sorted(viewer.permissions), next=listed.data["next"])
+
+
+async def audit(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    listed = await console.call(request, "list_audit")
+    if not listed.ok:
+        return _refused(console, request, viewer, listed)
+    return console.render(request, "audit.html", status, **_frame(viewer), notes=notes, entries=listed.data["items"],
+                          next=listed.data["next"])
+
+
+async def account(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
+    me = await console.call(request, "me")
+    return console.render(request, "account.html", status, **_frame(viewer), notes=notes, me=me.data,
+                          changed=request.query_params.get("changed") == "1")
