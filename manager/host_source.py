@@ -17,7 +17,7 @@ from typing import Protocol
 import httpx
 
 from supernode import routes
-from supernode.api import HostFacts, PeerList
+from supernode.api import HostFacts, PeerList, SwarmList
 from supernode.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,10 @@ class HostSource(Protocol):
         """Tell the scheduler(s) every cordoned host (the whole set); False where that cannot be done."""
         ...
 
+    async def swarms_tracked(self) -> int | None:
+        """How many swarms the supernode(s) track now (those of blobs pulled lately); None if none could say."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -76,6 +80,9 @@ class SchedulerSource:
     async def set_cordoned(self, host_ids: Iterable[str]) -> bool:
         self._scheduler.set_cordoned(host_ids)
         return True
+
+    async def swarms_tracked(self) -> int | None:
+        return len(self._scheduler.swarms)
 
     async def close(self) -> None:
         return None
@@ -116,6 +123,20 @@ class SupernodeApiSource:
                     hosts[peer.peer_id] = LiveHost(peer.peer_id, peer.url, dict(peer.labels), peer.host, seen,
                                                    peer.cluster_token_hash)
         return LiveHosts(hosts, interval or 2.0, tuple(unreachable))
+
+    async def swarms_tracked(self) -> int | None:
+        # Sharded supernodes each track the swarms of their shard: the digests of all that answered, once each.
+        digests: set[str] = set()
+        answered = False
+        for url in self.urls:
+            try:
+                answer = await self._http.get(url + routes.LIST_SWARMS.url())
+                answer.raise_for_status()
+                digests.update(swarm.digest for swarm in SwarmList.from_json(answer.json()).swarms)
+                answered = True
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("supernode %s: its swarms could not be read: %s", url, _reason(exc))
+        return len(digests) if answered else None
 
     async def set_cordoned(self, host_ids: Iterable[str]) -> bool:
         # The supernode's API has no way in for the cordon yet: a standalone manager stores it, the supernodes do

@@ -151,6 +151,9 @@ class HostBook:
             session.expunge(row)
         return rows
 
+    async def swarms_tracked(self) -> int | None:
+        return await self.source.swarms_tracked() if self.source is not None else None
+
     async def push_cordons(self, sessions: async_sessionmaker[AsyncSession]) -> bool:
         """Tell the scheduler every cordoned host; False where it cannot be told (a standalone manager)."""
         if self.source is None:

@@ -45,19 +45,21 @@ def _refused(console: Console, request: Request, viewer: Viewer, outcome: Outcom
 async def overview(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     counts: Counter[str] = Counter()
     cordoned = 0
+    swarms: int | None = None
     failures: list[AuditEntry] = []
     platform = console.platform
     if viewer.may(Permission.TARGETS_READ):
         views = await platform.hosts.views(platform.sessions)
         counts.update(view.state for view in views)
         cordoned = sum(1 for view in views if view.row.cordoned)
+        swarms = await platform.hosts.swarms_tracked()
     if viewer.may(Permission.AUDIT_READ):
         query = (select(AuditEntry).where(AuditEntry.result != "ok").order_by(AuditEntry.id.desc())
                  .limit(RECENT_FAILURES))
         async with platform.sessions() as session:
             failures = list((await session.execute(query)).scalars())
     return console.render(request, "overview.html", status, **_frame(viewer), notes=notes, states=STATES,
-                          counts=counts, cordoned=cordoned, failures=failures)
+                          counts=counts, cordoned=cordoned, swarms=swarms, failures=failures)
 
 
 async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:

@@ -191,6 +191,8 @@ def test_log_in_see_every_page_and_log_out(page: Any, console: Console) -> None:
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["value"].startswith("dfs_")
     assert page.locator("[data-count=healthy]").inner_text() == "1"
+    # Read from the supernode's scheduler in place: no pull has made a swarm in this run.
+    assert page.locator("[data-count=swarms]").inner_text() == "0"
     shot(page, console, "overview")
 
     for path, heading, name in [("/console/hosts", "Hosts", "hosts"), ("/console/clusters", "Clusters", "clusters"),
@@ -292,6 +294,8 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, console: Console) -
     audit = console.audit()
     assert audit[0]["action"] == "cordon_host" and audit[0]["result"] == "refused"
     assert "CSRF" in audit[0]["detail"]
+    page.goto(console.url + "/console/")
+    assert "cordon_host" in page.get_by_role("region", name="Recent refused and failed writes").inner_text()
     # The same form with its token goes through.
     allowed = page.request.post(f"{console.url}/console/hosts/{console.peer_id}/uncordon",
                                 form={"csrf": csrf(page)}, max_redirects=0)
@@ -303,6 +307,7 @@ def test_a_viewer_sees_no_write_controls_and_a_forged_post_is_refused(page: Any,
                        json={"name": "vic", "role": "viewer", "password": VIEWER_PASSWORD})
     assert made.status_code in (201, 409), made.text
     log_in(page, console, "vic", VIEWER_PASSWORD)
+    assert page.get_by_role("region", name="Recent refused and failed writes").count() == 0
     nav = page.get_by_role("navigation", name="Sections").inner_text()
     assert "Hosts" in nav and "Users" not in nav and "Audit log" not in nav
     page.goto(console.url + "/console/hosts")

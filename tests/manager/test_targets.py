@@ -28,7 +28,7 @@ from supernode.config import SupernodeConfig
 from supernode.scheduler import Scheduler
 from supernode.server import create_app as create_supernode_app
 from tests.manager.conftest import ADMIN_PASSWORD, Running
-from tests.support.identities import OPERATOR_TOKEN, operator_headers, register_body
+from tests.support.identities import OPERATOR_TOKEN, operator_headers, register_body, registered
 
 FACTS = HostFacts(hostname="node-a", version="0.1.0", disk_used=1000, disk_total=50_000, disk_quota=20_000,
                   upload_rate=300, download_rate=400, swarms=2)
@@ -220,13 +220,19 @@ async def test_a_manager_alone_reads_the_supernodes_api(tmp_path: Any, monkeypat
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supernode), base_url="http://sn") as peer:
-        registered = await peer.post("/api/v1/peers", json={**register_body("alone"), "host": FACTS.to_json()})
-        assert registered.status_code == 200, registered.text
+        answer = await peer.post("/api/v1/peers", json={**register_body("alone"), "host": FACTS.to_json()})
+        assert answer.status_code == 200, answer.text
         # Without the operators' token the listing is refused: the source must send it.
         assert (await peer.get("/api/v1/peers")).status_code == 403
         assert (await peer.get("/api/v1/peers", headers=operator_headers())).status_code == 200
+        member = registered("alone", answer.json())
+        joined = await peer.post(f"/api/v1/swarms/sha256:{'a' * 64}/join", headers=member.headers,
+                                 json={"peer_id": member.peer_id, "size": 1000})
+        assert joined.status_code == 200, joined.text
     config = ManagerConfig(data_dir=tmp_path, supernodes="http://sn")
     source = SupernodeApiSource(["http://sn"], OPERATOR_TOKEN, transport=httpx.ASGITransport(app=supernode))
+    # The swarms it tracks, read from its operators' API (the console's overview shows the count).
+    assert await source.swarms_tracked() == 1
     app = ManagerApp(config, source)
     assert await app.startup()
     try:
@@ -243,6 +249,7 @@ async def test_a_manager_alone_reads_the_supernodes_api(tmp_path: Any, monkeypat
     unreachable = SupernodeApiSource(["http://127.0.0.1:9"], OPERATOR_TOKEN, timeout=1.0)
     try:
         seen = await unreachable.snapshot()
+        assert await unreachable.swarms_tracked() is None
     finally:
         await unreachable.close()
     assert seen.hosts == {} and seen.unreachable == ("http://127.0.0.1:9",)
