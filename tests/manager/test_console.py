@@ -1,0 +1,144 @@
+"""The console's server side, in process (no browser): its cookie, CSRF check, role checks, rate limit and audit.
+tests/manager/test_console_browser.py drives the same in a real browser."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from manager.app import ManagerApp
+from manager.config import ManagerConfig
+from tests.manager.conftest import ADMIN_PASSWORD
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ManagerApp]:
+    monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    made = ManagerApp(replace(ManagerConfig(), data_dir=tmp_path / "data"))
+    assert await made.startup()
+    yield made
+    await made.shutdown()
+
+
+def client(app: ManagerApp, base_url: str = "http://manager") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+
+async def log_in(http: httpx.AsyncClient, username: str = "admin", password: str = ADMIN_PASSWORD) -> httpx.Response:
+    page = await http.get("/console/login")
+    token = CSRF.search(page.text)
+    assert token, page.text
+    return await http.post("/console/login", data={"csrf": token.group(1), "username": username,
+                                                   "password": password, "next": "/console/hosts"})
+
+
+async def csrf_of(http: httpx.AsyncClient, path: str = "/console/") -> str:
+    found = CSRF.search((await http.get(path)).text)
+    assert found
+    return found.group(1)
+
+
+async def audit(app: ManagerApp) -> list[dict[str, str]]:
+    async with client(app) as api:
+        login = await api.post("/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        entries = await api.get("/api/v1/audit", headers={"Authorization": f"Bearer {login.json()['token']}"})
+    return [e for e in entries.json()["items"] if e["action"] != "login"]
+
+
+async def test_the_session_cookie_is_httponly_strict_and_secure_over_tls(app: ManagerApp) -> None:
+    async with client(app, "https://manager") as http:
+        done = await log_in(http)
+    assert (done.status_code, done.headers["location"]) == (303, "/console/hosts")
+    cookie = next(c for c in done.headers.get_list("set-cookie") if c.startswith("damselfly_session="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
+    async with client(app) as http:
+        plain = await log_in(http)
+    cookie = next(c for c in plain.headers.get_list("set-cookie") if c.startswith("damselfly_session="))
+    assert "Secure" not in cookie
+
+
+async def test_a_bad_password_sets_no_session_and_failures_are_rate_limited(app: ManagerApp) -> None:
+    async with client(app) as http:
+        statuses = [(await log_in(http, "admin", "wrong-password")).status_code for _ in range(6)]
+        assert statuses == [401] * 5 + [429]
+        assert "damselfly_session" not in http.cookies
+        limited = await log_in(http, "admin", ADMIN_PASSWORD)
+        assert limited.status_code == 429 and "too many failed logins" in limited.text
+
+
+async def test_login_without_its_csrf_token_is_refused(app: ManagerApp) -> None:
+    async with client(app) as http:
+        forged = await http.post("/console/login", data={"username": "admin", "password": ADMIN_PASSWORD})
+        assert forged.status_code == 403 and "damselfly_session" not in http.cookies
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "/console/\\evil", "/api/v1/me"])
+async def test_login_goes_to_console_pages_only(app: ManagerApp, target: str) -> None:
+    async with client(app) as http:
+        page = await http.get("/console/login")
+        token = CSRF.search(page.text)
+        assert token
+        done = await http.post("/console/login", data={"csrf": token.group(1), "username": "admin",
+                                                       "password": ADMIN_PASSWORD, "next": target})
+    assert done.headers["location"] == "/console/"
+
+
+async def test_pages_need_a_session_and_say_so_safely(app: ManagerApp) -> None:
+    async with client(app) as http:
+        away = await http.get("/console/users")
+        assert (away.status_code, away.headers["location"]) == (303, "/console/login?next=/console/users")
+        # A POST without a session is not taken, and audited as refused like the API's 401.
+        assert (await http.post("/console/clusters", data={"name": "x"})).status_code == 303
+        await log_in(http)
+        page = await http.get("/console/hosts")
+    assert page.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    entries = await audit(app)
+    assert (entries[0]["action"], entries[0]["result"], entries[0]["actor"]) == ("create_cluster", "refused", "")
+
+
+async def test_a_viewer_is_refused_every_write_and_each_is_audited(app: ManagerApp) -> None:
+    async with client(app) as admin:
+        await log_in(admin)
+        made = await admin.post("/console/users", data={"csrf": await csrf_of(admin), "name": "vic",
+                                                        "role": "viewer", "password": "viewer-pass-1"})
+        assert made.status_code == 303
+    async with client(app) as viewer:
+        assert (await log_in(viewer, "vic", "viewer-pass-1")).status_code == 303
+        token = await csrf_of(viewer)
+        page = await viewer.get("/console/clusters")
+        assert "Create cluster" not in page.text and "Delete" not in page.text
+        for path, form in [("/console/clusters", {"name": "c"}), ("/console/clusters/c/delete", {}),
+                           ("/console/clusters/c/token", {}), ("/console/users", {"name": "m", "role": "admin"}),
+                           ("/console/users/admin", {"role": "viewer"}), ("/console/users/admin/delete", {}),
+                           ("/console/hosts/h1/cordon", {})]:
+            refused = await viewer.post(path, data={"csrf": token, **form})
+            assert refused.status_code == 403, (path, refused.status_code)
+            assert "missing permission" in refused.text
+        assert (await viewer.get("/console/audit")).status_code == 403
+    refusals = [(e["actor"], e["result"]) for e in (await audit(app))[:7]]
+    assert refusals == [("vic", "refused")] * 7
+
+
+async def test_a_bad_field_is_said_on_the_page_and_audited_as_failed(app: ManagerApp) -> None:
+    async with client(app) as http:
+        await log_in(http)
+        token = await csrf_of(http)
+        bad = await http.post("/console/clusters", data={"csrf": token, "name": "c", "labels": "no-equals"})
+        assert bad.status_code == 400 and "expected KEY=VALUE" in bad.text
+        mismatch = await http.post("/console/account/password",
+                                   data={"csrf": token, "old": ADMIN_PASSWORD, "new": "new-pass-1", "confirm": "x"})
+        assert mismatch.status_code == 400 and "differ" in mismatch.text
+        last = await http.post("/console/users/admin", data={"csrf": token, "role": "viewer"})
+        assert last.status_code == 409 and "the last admin" in last.text
+    entries = await audit(app)
+    assert [(e["action"], e["result"]) for e in entries[:3]] == [
+        ("update_user", "failed"), ("change_password", "failed"), ("create_cluster", "failed")]
