@@ -1,11 +1,13 @@
 """The web console in a real browser (Debian's chromium, driven by Playwright) against a real `damselfly supernode`
 hosting the platform, with a real peer registered, so that the hosts table shows a live host.
 
-Each page is saved as a screenshot in the test's tmp dir (`console-*.png`): docs/console/ holds a few of them.
+Each page is saved as a screenshot in the test's tmp dir (`console-*.png`); `DAMSELFLY_CONSOLE_SHOTS=docs/console`
+copies a few into the docs.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -104,9 +106,21 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         assert found, "the peer never showed as a healthy host"
         made.peer_id = found[0]["id"]
         yield made
+        _copy_for_the_docs(work)
     finally:
         peers.stop()
         supernode.stop()
+
+
+def _copy_for_the_docs(shots: Path) -> None:
+    """`DAMSELFLY_CONSOLE_SHOTS=docs/console` refreshes the docs' screenshots from this run."""
+    target = os.environ.get("DAMSELFLY_CONSOLE_SHOTS")
+    if not target:
+        return
+    for name in ("overview", "hosts", "cluster-token", "viewer-hosts", "hosts-narrow"):
+        source = shots / f"console-{name}.png"
+        if source.exists():
+            shutil.copy(source, Path(target) / source.name)
 
 
 @pytest.fixture(scope="module")
@@ -205,9 +219,12 @@ def test_log_in_see_every_page_and_log_out(page: Any, console: Console) -> None:
             assert "login" in page.locator("#audit").inner_text()
 
     page.set_viewport_size(NARROW)
+    for path in ("/console/", "/console/hosts", "/console/clusters", "/console/users", "/console/tokens",
+                 "/console/audit", "/console/account"):
+        page.goto(console.url + path)
+        # Narrow, tables scroll inside their box and forms stack: the page itself does not scroll sideways.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
     page.goto(console.url + "/console/hosts")
-    # Narrow, the table scrolls inside its box: the page itself does not scroll sideways.
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     shot(page, console, "hosts-narrow")
     page.set_viewport_size(DESKTOP)
 
@@ -352,16 +369,3 @@ def test_a_viewer_sees_no_write_controls_and_a_forged_post_is_refused(page: Any,
     assert "Your password is changed" in page.locator("main").inner_text()
     assert console.api("POST", "/api/v1/login", json={"username": "vic", "password": "viewer-pass-456"}
                        ).status_code == 200
-
-
-def test_screenshots_for_the_docs(console: Console) -> None:
-    """Not a check: copies the screenshots into docs/console/ when DAMSELFLY_CONSOLE_SHOTS names that folder."""
-    import os
-
-    target = os.environ.get("DAMSELFLY_CONSOLE_SHOTS")
-    if not target:
-        pytest.skip("set DAMSELFLY_CONSOLE_SHOTS=docs/console to refresh the docs' screenshots")
-    for name in ("overview", "hosts", "clusters", "cluster-token", "viewer-hosts", "hosts-narrow"):
-        source = console.shots / f"console-{name}.png"
-        if source.exists():
-            shutil.copy(source, Path(target) / source.name)
