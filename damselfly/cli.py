@@ -22,6 +22,7 @@ from proxy.app import create_app as create_proxy_app
 from proxy.config import ProxyConfig
 from proxy.files import create_files_app
 from supernode.config import SupernodeConfig
+from supernode.job_board import JobBoard
 from supernode.scheduler import Scheduler
 from supernode.server import create_app as create_supernode_app
 
@@ -118,7 +119,10 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
 
 def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicorn.Server:
     scheduler = Scheduler(config.scheduler_config())
-    app = create_supernode_app(config, scheduler)
+    # The jobs the supernode carries to its hosts; the platform hosted here will put them in place, as it reads the
+    # hosts from the scheduler.
+    job_board = JobBoard()
+    app = create_supernode_app(config, scheduler, job_board)
     if config.manager:
         # The platform on the supernode's port, for the paths the supernode does not route (damselfly/hosting.py).
         # Imported here: SQLAlchemy and Alembic cost a peer process 1.5 s of CPU at start for nothing.

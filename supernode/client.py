@@ -1,4 +1,5 @@
-"""A typed client of the supernode's API, used by peers."""
+"""Typed clients of the supernode's API: `SupernodeClient`, a host's (it speaks for the one host it registered), and
+`OperatorClient`, the platform's (the operators' token: jobs, supernode/jobs.py)."""
 
 from __future__ import annotations
 
@@ -26,11 +27,52 @@ from .api import (
     ViewQuery,
 )
 from .identity import CREDENTIAL_HEADER, PEER_HEADER
+from .jobs import Job, JobList, JobsQuery, ProgressList, ProgressReport
 from .routes import ApiRoute
 
 # The errors a call raises live beside the wire types (the scheduler raises UnknownPeer too); callers take them
 # from here, with the client.
-__all__ = ["CredentialRefused", "JoinRefused", "SupernodeClient", "SupernodeUnavailable", "UnknownPeer"]
+__all__ = [
+    "CredentialRefused", "JobRefused", "JoinRefused", "OperatorClient", "OperatorRefused", "SupernodeClient",
+    "SupernodeUnavailable", "UnknownPeer",
+]
+
+
+class OperatorRefused(SupernodeUnavailable):
+    """The supernode refused the operators' token (401 or 403): retrying cannot help."""
+
+
+class JobRefused(SupernodeUnavailable):
+    """The supernode refused a job: 400 (not a job), 409 (it is another host's job already) or 429 (the supernode
+    holds its most jobs: put it again later)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"supernode answered {status}: {message}")
+        self.status = status
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None,
+    params: dict[str, str] | None,
+    timeout: float | None,
+) -> httpx.Response:
+    extra: dict[str, Any] = {}
+    if timeout is not None:
+        extra["timeout"] = httpx.Timeout(5.0, read=timeout)
+    try:
+        return await http.request(method, url, json=body, params=params, headers=headers, **extra)
+    except httpx.HTTPError as exc:
+        raise SupernodeUnavailable(f"supernode unreachable: {exc!r}") from exc
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code >= 300:
+        raise SupernodeUnavailable(f"supernode answered {response.status_code}: {response.text[:200]}")
+    return response.json() if response.content else None
 
 
 class SupernodeClient:
@@ -53,25 +95,15 @@ class SupernodeClient:
         params: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> Any:
-        extra: dict[str, Any] = {}
-        if timeout is not None:
-            extra["timeout"] = httpx.Timeout(5.0, read=timeout)
         url = self.base_url + route.url(**(path or {}))
-        try:
-            response = await self.http.request(
-                route.method, url, json=body, params=params, headers=self.headers, **extra
-            )
-        except httpx.HTTPError as exc:
-            raise SupernodeUnavailable(f"supernode unreachable: {exc!r}") from exc
+        response = await _send(self.http, route.method, url, self.headers, body, params, timeout)
         if response.status_code == 410:
             raise UnknownPeer(response.text[:200])
         if response.status_code == 401:
             raise JoinRefused("the supernode refused our join token")
         if response.status_code == 403:
             raise CredentialRefused(response.text[:200])
-        if response.status_code >= 300:
-            raise SupernodeUnavailable(f"supernode answered {response.status_code}: {response.text[:200]}")
-        return response.json() if response.content else None
+        return _answer(response)
 
     async def register(self, request: RegisterRequest) -> RegisterResponse:
         response = RegisterResponse.from_json(await self._call(routes.REGISTER, body=request.to_json()))
@@ -105,3 +137,51 @@ class SupernodeClient:
 
     async def list_swarms(self) -> SwarmList:
         return SwarmList.from_json(await self._call(routes.LIST_SWARMS))
+
+    async def jobs(self, peer_id: str, since: int, wait: float) -> JobList:
+        """This host's jobs, once their list's version is not `since` or `wait` seconds pass (the supernode holds
+        a poll 30 s at most)."""
+        query = JobsQuery(since, wait).to_query()
+        body = await self._call(routes.HOST_JOBS, path={"peer_id": peer_id}, params=query, timeout=wait + 10.0)
+        return JobList.parse(body)
+
+    async def post_job_progress(self, peer_id: str, report: ProgressReport) -> None:
+        await self._call(routes.JOB_PROGRESS, path={"peer_id": peer_id}, body=report.to_json())
+
+
+class OperatorClient:
+    """The platform's calls to one supernode's jobs, with the operators' token (`Authorization: Bearer`). With
+    several supernodes, a host's jobs are put at `owner_index(urls, host_id)` (supernode/shards.py)."""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient, operator_token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {operator_token}"}
+
+    def __repr__(self) -> str:
+        return f"OperatorClient({self.base_url!r})"
+
+    async def _call(
+        self, route: ApiRoute, *, path: dict[str, str] | None = None, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        url = self.base_url + route.url(**(path or {}))
+        response = await _send(self.http, route.method, url, self.headers, body, None, None)
+        if response.status_code in (401, 403):
+            raise OperatorRefused(f"the supernode refused the operators' token: {response.text[:200]}")
+        if response.status_code in (400, 409, 429):
+            raise JobRefused(response.status_code, response.text[:200])
+        return response
+
+    async def put_job(self, job: Job) -> None:
+        """Idempotent: the same job put again is one job."""
+        _answer(await self._call(routes.PUT_JOB, path={"job_id": job.job_id}, body=job.to_json()))
+
+    async def cancel_job(self, job_id: str) -> None:
+        """Cancel the job (and forget it once its last progress is final: supernode/job_board.py); a job the
+        supernode does not hold is cancelled already."""
+        response = await self._call(routes.CANCEL_JOB, path={"job_id": job_id})
+        if response.status_code != 404:
+            _answer(response)
+
+    async def list_job_progress(self) -> ProgressList:
+        return ProgressList.parse(_answer(await self._call(routes.LIST_JOB_PROGRESS)))

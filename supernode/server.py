@@ -50,6 +50,8 @@ from .identity import (
     is_bound,
     new_credential,
 )
+from .job_board import JobBoard, JobBoardFull, JobMoved, NotYourJob
+from .jobs import Job, JobsQuery, ProgressList, ProgressReport
 from .notifier import SwarmNotifier
 from .routes import ApiRoute
 from .scheduler import Scheduler, UnknownSwarm
@@ -61,11 +63,20 @@ CREDENTIAL = CREDENTIAL_HEADER.lower().encode()
 PEER = PEER_HEADER.lower().encode()
 AUTHORIZATION = b"authorization"
 # What the operators' token opens (with or without the cluster's secret).
-OPERATOR_ROUTES = frozenset({routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT})
+OPERATOR_ROUTES = frozenset({
+    routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT, routes.PUT_JOB,
+    routes.CANCEL_JOB, routes.LIST_JOB_PROGRESS,
+})
+JOBS_STOPPING = "the supernode is stopping: ask for your jobs again when it is back"
 
 
-def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> ASGIApp:
+def create_app(
+    config: SupernodeConfig, scheduler: Scheduler | None = None, job_board: JobBoard | None = None
+) -> ASGIApp:
+    """The supernode's app. The scheduler and the job board are the caller's to give when it reads them in place
+    (damselfly/cli.py: the platform hosted in the same process), else the app's own."""
     scheduler = scheduler or Scheduler(config.scheduler_config())
+    board = job_board if job_board is not None else JobBoard()
     notifier = SwarmNotifier()
     metrics = CollectorRegistry()
     peers_gauge = Gauge("damselfly_supernode_peers", "Registered live peers", registry=metrics)
@@ -102,6 +113,12 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
                 return error_answer(403, str(exc))
             except UnknownSwarm:
                 return error_answer(404, "unknown swarm: join first")
+            except NotYourJob as exc:
+                return error_answer(403, str(exc))
+            except JobMoved as exc:
+                return error_answer(409, str(exc))
+            except JobBoardFull as exc:
+                return error_answer(429, str(exc))
             except ClientDisconnect:
                 # The caller hung up mid-body: nobody is left to answer, and it is no server error.
                 return error_answer(400, "client disconnected")
@@ -303,6 +320,43 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         log.warning("host %s cleared from quarantine by an operator", call.param)
         return NO_CONTENT
 
+    def operators_only(call: Call, what: str) -> None:
+        if not is_operator(call):
+            raise IdentityRefused(f"{what} takes the operators' token")
+
+    async def host_jobs(call: Call) -> Answer:
+        peer_id = authenticated(call, call.param)
+        query = JobsQuery.parse(call.query())
+        jobs = await board.wait_jobs(peer_id, query.since, query.wait)
+        if stopping:
+            return error_answer(503, JOBS_STOPPING)
+        return json_answer(jobs.to_json())
+
+    async def job_progress(call: Call) -> Answer:
+        peer_id = authenticated(call, call.param)
+        board.record(peer_id, ProgressReport.parse(await call.json()).progress)
+        return NO_CONTENT
+
+    async def put_job(call: Call) -> Answer:
+        operators_only(call, "putting a job")
+        body = await call.json()
+        body.setdefault("job_id", call.param)
+        job = Job.parse(body)
+        if job.job_id != call.param:
+            raise BadRequest("the body's 'job_id' is not the one in the path")
+        board.put(job)
+        return NO_CONTENT
+
+    async def cancel_job(call: Call) -> Answer:
+        operators_only(call, "cancelling a job")
+        if not board.withdraw(call.param):
+            return error_answer(404, "no such job")
+        return NO_CONTENT
+
+    async def list_job_progress(call: Call) -> Answer:
+        operators_only(call, "reading the jobs' progress")
+        return json_answer(ProgressList(tuple(board.progress())).to_json())
+
     async def healthz(call: Call) -> Answer:
         return json_answer(health.to_json())
 
@@ -320,6 +374,7 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
             if dead:
                 expired.inc(len(dead))
             wake_waiters()
+            board.sweep()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -345,17 +400,24 @@ def create_app(config: SupernodeConfig, scheduler: Scheduler | None = None) -> A
         routes.VIEW: view,
         routes.LIST_SUSPECTS: list_suspects,
         routes.CLEAR_SUSPECT: clear_suspect,
+        routes.HOST_JOBS: host_jobs,
+        routes.JOB_PROGRESS: job_progress,
+        routes.PUT_JOB: put_job,
+        routes.CANCEL_JOB: cancel_job,
+        routes.LIST_JOB_PROGRESS: list_job_progress,
     }
     endpoints.update((route, guarded(route, handler)) for route, handler in handlers.items())
     app = Starlette(
         routes=[Route(r.path, endpoints[r], methods=[r.method]) for r in routes.ROUTES], lifespan=lifespan
     )
     def begin_stop() -> None:
-        """SIGTERM: every long-polled view is answered at once that the supernode is stopping, so that the peers
-        keep to their parents and join again once it is back, rather than the stop waiting out their polls."""
+        """SIGTERM: every long-polled view and job list is answered at once that the supernode is stopping, so that
+        the peers keep to their parents and join again once it is back, rather than the stop waiting out their
+        polls."""
         nonlocal stopping
         stopping = True
         notifier.notify_everyone()
+        board.stop()
 
     # The frequent requests skip Starlette's layers, to the same endpoints.
     return FastPath(app, endpoints, begin_stop)

@@ -22,10 +22,14 @@ def test_the_fast_path_takes_the_frequent_routes_only() -> None:
         "join": ("POST", "swarms", "join"),
         "report": ("POST", "swarms", "report"),
         "view": ("GET", "swarms", "view"),
+        # A host's long-poll of its jobs and its progress reports: one of each per host, 10,000 hosts.
+        "host_jobs": ("GET", "peers", "jobs"),
+        "job_progress": ("POST", "peers", "job-progress"),
     }
     params = {route.name: route.param for route in routes.ROUTES if route.param}
     assert params == dict(
-        heartbeat="peer_id", leave="peer_id", join="digest", report="digest", view="digest", clear_suspect="peer_id"
+        heartbeat="peer_id", leave="peer_id", join="digest", report="digest", view="digest", clear_suspect="peer_id",
+        host_jobs="peer_id", job_progress="peer_id", put_job="job_id", cancel_job="job_id",
     )
     assert len({route.name for route in routes.ROUTES}) == len(routes.ROUTES)
     assert len({(route.method, route.path) for route in routes.ROUTES}) == len(routes.ROUTES)
