@@ -17,6 +17,17 @@ The channel (routes in supernode/routes.py):
   `DELETE /api/v1/jobs/{job_id}` (cancel; also once the platform has stored a finished job's last progress),
   `GET    /api/v1/jobs` -> `ProgressList`: the last progress of every job the supernode holds.
 
+A job is kept until the platform forgets it (supernode/job_board.py has the exact rules): `DELETE` of a running job
+takes it off the host's list but keeps its progress, so that the platform reads the host's `stopped`; `DELETE` of
+a job whose last progress is final forgets it. A job stays on its host's list after it finished, until the
+platform deletes it: a host does not run again a job it has finished. A job is one host's: put again for another
+host it is refused (409), and a host's progress for another host's job is refused (403); progress for a job the
+supernode does not hold is dropped. Bounds: 1024 jobs a host, 100,000 in all: beyond them a put is answered 429.
+
+With several supernode processes (supernode/shards.py), a host's jobs live with one of them: the one at
+`owner_index(urls, host_id)` of the supernode URLs every host is given. The host long-polls its jobs and posts its
+progress there (`SupernodeShards.jobs`), and the platform puts and deletes that host's jobs there.
+
 A job that the supernode forgets (it restarted) is put again by the platform, which keeps every task in its database;
 the host runs a job it is given again idempotently (blobs already stored count as done), so nothing is lost and a
 re-put job does no work twice.

@@ -9,6 +9,9 @@ The owner is chosen by rendezvous hashing (the URL with the highest sha256 of UR
 the same list of URLs, in any order, picks the same owner, and adding or removing a process moves only the
 swarms it gains or loses. Peers given different lists would split a swarm, and each part would fetch the blob
 from the upstream once: give every peer the same list.
+
+A host's jobs (supernode/jobs.py) live with one process too: the owner of the host's peer id, by the same hashing.
+The host long-polls its jobs and posts their progress there, and the platform puts and cancels them there.
 """
 
 from __future__ import annotations
@@ -20,19 +23,20 @@ from typing import TypeVar
 
 from .api import HostFacts, JoinRequest, RegisterRequest, RegisterResponse, ReportRequest, SwarmView
 from .client import JoinRefused, SupernodeClient, SupernodeUnavailable, UnknownPeer
+from .jobs import JobList, ProgressReport
 
 T = TypeVar("T")
 
 
-def owner_index(urls: Sequence[str], digest: str) -> int:
-    """Which of `urls` owns the swarm of `digest` (rendezvous hashing)."""
-    scores = [hashlib.sha256(f"{url.rstrip('/')}\n{digest}".encode()).digest() for url in urls]
+def owner_index(urls: Sequence[str], key: str) -> int:
+    """Which of `urls` owns `key` (rendezvous hashing): a digest's swarm, or a host's jobs (`key` its peer id)."""
+    scores = [hashlib.sha256(f"{url.rstrip('/')}\n{key}".encode()).digest() for url in urls]
     return max(range(len(urls)), key=scores.__getitem__)
 
 
 class SupernodeShards:
     """The supernode API over one or more processes: the peer-level calls go to all, the swarm-level ones to the
-    owner of the digest. With one URL it is that supernode, unchanged."""
+    owner of the digest, the host's jobs to the owner of its peer id. With one URL it is that supernode, unchanged."""
 
     def __init__(self, clients: Sequence[SupernodeClient]) -> None:
         if not clients:
@@ -40,8 +44,9 @@ class SupernodeShards:
         self.clients = list(clients)
         self.urls = [client.base_url for client in self.clients]
 
-    def owner(self, digest: str) -> SupernodeClient:
-        return self.clients[owner_index(self.urls, digest)]
+    def owner(self, key: str) -> SupernodeClient:
+        """The process that owns `key`: a digest, or a host's peer id."""
+        return self.clients[owner_index(self.urls, key)]
 
     # --- the peer, with every process ----------------------------------------------------------------
 
@@ -91,3 +96,11 @@ class SupernodeShards:
 
     async def view(self, digest: str, peer_id: str, since: int, wait: float, digests_from: int = 0) -> SwarmView:
         return await self.owner(digest).view(digest, peer_id, since, wait, digests_from)
+
+    # --- the host's jobs, with the owner of its peer id -----------------------------------------------
+
+    async def jobs(self, peer_id: str, since: int, wait: float) -> JobList:
+        return await self.owner(peer_id).jobs(peer_id, since, wait)
+
+    async def post_job_progress(self, peer_id: str, report: ProgressReport) -> None:
+        await self.owner(peer_id).post_job_progress(peer_id, report)

@@ -36,9 +36,9 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
 
         # The supernode's API refuses every call without the right token: every route but the probes', so a
         # route added later is checked too. The peer in paths is a real one, which the DELETE must not remove.
-        # The operators' token stands in for the join token on the operators' routes only (the listings, and
-        # clearing a suspect: there is none here, so it is answered 404 past the door).
-        path_params = {"peer_id": sorted(ids)[0], "digest": digest}
+        # The operators' token stands in for the join token on the operators' routes only (the listings, clearing a
+        # suspect: there is none here, so it is answered 404 past the door, and the platform's jobs).
+        path_params = {"peer_id": sorted(ids)[0], "digest": digest, "job_id": "no-such-job"}
         bodies: dict[routes.ApiRoute, dict[str, object]] = {
             routes.REGISTER: {"peer_id": "intruder", "upload_port": 1},
             routes.JOIN: {"peer_id": "intruder", "size": 1},
@@ -63,8 +63,10 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
                     route.method, cl.supernode_url + route.url(**filled), json=bodies.get(route), params=query,
                     headers=operator_headers(),
                 )
+                # The jobs': a put without a job is refused past the door (400), and there is no job to cancel.
                 operators = {routes.LIST_PEERS: 200, routes.LIST_SWARMS: 200, routes.LIST_SUSPECTS: 200,
-                             routes.CLEAR_SUSPECT: 404}
+                             routes.CLEAR_SUSPECT: 404, routes.PUT_JOB: 400, routes.CANCEL_JOB: 404,
+                             routes.LIST_JOB_PROGRESS: 200}
                 expected = operators.get(route, 401)
                 assert response.status_code == expected, (route.name, response.status_code)
         assert supernode_peers(cl.supernode_url) == ids  # the DELETE above removed nobody

@@ -55,3 +55,31 @@ async def test_peer_calls_reach_every_process_and_fail_only_when_none_answers() 
         await shards(up, Answering(URLS[1], UnknownPeer("gone"))).heartbeat("p")
     with pytest.raises(JoinRefused):
         await shards(up, Answering(URLS[1], JoinRefused("token"))).heartbeat("p")
+
+
+class Polled:
+    def __init__(self, url: str) -> None:
+        self.base_url = url
+        self.asked: list[str] = []
+
+    async def jobs(self, peer_id: str, since: int, wait: float) -> Any:
+        self.asked.append(peer_id)
+        return None
+
+    async def post_job_progress(self, peer_id: str, report: Any) -> None:
+        self.asked.append(peer_id)
+
+
+async def test_a_hosts_jobs_live_with_the_owner_of_its_peer_id() -> None:
+    clients = [Polled(url) for url in URLS]
+    anything: Any = clients
+    sharded = SupernodeShards(anything)
+    hosts = [f"host-{i}" for i in range(40)]
+    for host_id in hosts:
+        await sharded.jobs(host_id, -1, 0.0)
+        await sharded.post_job_progress(host_id, None)
+    for host_id in hosts:
+        owner = clients[owner_index(URLS, host_id)]
+        assert owner.asked.count(host_id) == 2
+        assert all(host_id not in c.asked for c in clients if c is not owner)
+    assert sum(bool(c.asked) for c in clients) >= 3  # the hosts spread over the processes
