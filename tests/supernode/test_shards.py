@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from supernode.client import JoinRefused, SupernodeUnavailable, UnknownPeer
+from supernode.jobs import ProgressReport
 from supernode.shards import SupernodeShards, owner_index
 
 URLS = [f"http://10.0.0.{i}:8002" for i in range(1, 5)]
@@ -77,7 +78,7 @@ async def test_a_hosts_jobs_live_with_the_owner_of_its_peer_id() -> None:
     hosts = [f"host-{i}" for i in range(40)]
     for host_id in hosts:
         await sharded.jobs(host_id, -1, 0.0)
-        await sharded.post_job_progress(host_id, None)
+        await sharded.post_job_progress(host_id, ProgressReport(()))
     for host_id in hosts:
         owner = clients[owner_index(URLS, host_id)]
         assert owner.asked.count(host_id) == 2
