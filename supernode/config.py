@@ -53,11 +53,12 @@ class SupernodeConfig:
         Setting("listen beyond loopback without a secret: anyone who reaches the supernode may join the cluster",
                 key="insecure_open_cluster", flag="--insecure-open-cluster", kind="enable"),
     )
-    # Operators' access to the listings and to the quarantine (supernode/server.py); empty: none.
+    # Operators' access to the listings, the quarantine and the jobs (supernode/server.py); empty: none.
     operator_token: str = setting(
         "",
-        Setting("file holding the operators' token (mode 0600): lists hosts and swarms, clears quarantined hosts; "
-                "sent as `Authorization: Bearer TOKEN`", key="operator_token_file", flag="--operator-token-file",
+        Setting("file holding the operators' token (mode 0600): lists hosts and swarms, clears quarantined hosts, "
+                "puts the platform's jobs; sent as `Authorization: Bearer TOKEN`", key="operator_token_file",
+                flag="--operator-token-file",
                 kind="secret_file", env="DAMSELFLY_OPERATOR_TOKEN", metavar="FILE"),
     )
     # HTTPS, and with `client_ca` mutual TLS: a host's peer id is then its certificate's common name.
