@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from supernode.config import SupernodeConfig
+from supernode.job_board import JobBoard
 from supernode.server import create_app
 from tests.faults.servers import RawResponse, asgi_server, raw_request
 from tests.support.identities import OPERATOR_TOKEN, peer_id, register_body, registered, secret_of
@@ -26,7 +27,7 @@ from tests.support.identities import OPERATOR_TOKEN, peer_id, register_body, reg
 TOKEN = "s3cret-token"
 GOOD_DIGEST = "sha256:" + hashlib.sha256(b"blob").hexdigest()
 # What the API may answer: success, a client error of its own, or starlette's redirect of a trailing slash.
-EXPECTED = {200, 204, 307, 400, 401, 403, 404, 405, 410, 413}
+EXPECTED = {200, 204, 307, 400, 401, 403, 404, 405, 409, 410, 413, 429}
 # The one registered host, registered again before each request; its credential, new each time, is put in the
 # request where this stands.
 P1 = peer_id("p1")
@@ -70,6 +71,28 @@ bodies = st.one_of(
         "done": json_values,
         "failed": json_values,
         "bad_parents": st.one_of(st.lists(st.text(max_size=10), max_size=100), json_values),
+    }).map(lambda body: json.dumps(body).encode()),
+    # Jobs and job progress (supernode/jobs.py), for the host's list to be long-polled too.
+    st.fixed_dictionaries({}, optional={
+        "job_id": st.one_of(st.just("job-1"), st.text(max_size=20), json_values),
+        "task_id": st.one_of(st.just("task-1"), json_values),
+        "host_id": st.one_of(st.just(P1), peer_ids, json_values),
+        "kind": st.one_of(st.sampled_from(["image", "file"]), json_values),
+        "mode": st.one_of(st.sampled_from(["cache", "runtime"]), json_values),
+        "image": st.one_of(st.fixed_dictionaries({"reference": st.text(max_size=30)}), json_values),
+        "file": st.one_of(st.fixed_dictionaries({"url": st.text(max_size=30), "path": st.text(max_size=30)}),
+                          json_values),
+        "rate": numbers,
+        "deadline": numbers,
+        "credential": json_values,
+        "progress": st.one_of(
+            st.lists(st.fixed_dictionaries({"job_id": st.one_of(st.just("job-1"), json_values)}, optional={
+                "state": st.one_of(st.sampled_from(["running", "succeeded", "stopped"]), json_values),
+                "bytes_done": numbers,
+                "blobs": json_values,
+            }), max_size=3),
+            json_values,
+        ),
     }).map(lambda body: json.dumps(body).encode()),
     json_values.map(lambda value: json.dumps(value).encode()),
     st.binary(max_size=300),
@@ -115,6 +138,11 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
         ("GET", f"/api/v1/swarms/{digest}/view"),
         ("GET", "/api/v1/suspects"),
         ("DELETE", f"/api/v1/suspects/{peer}"),
+        ("GET", f"/api/v1/peers/{peer}/jobs"),
+        ("POST", f"/api/v1/peers/{peer}/job-progress"),
+        ("PUT", f"/api/v1/jobs/{draw(st.sampled_from(['job-1', peer]))}"),
+        ("DELETE", f"/api/v1/jobs/{draw(st.sampled_from(['job-1', peer]))}"),
+        ("GET", "/api/v1/jobs"),
         (draw(st.sampled_from(["GET", "PUT", "PATCH", "OPTIONS", "FOO"])), f"/api/v1/{peer}"),
     ]))
     query = draw(queries)
@@ -136,8 +164,9 @@ def requests(draw: st.DrawFn) -> tuple[bytes, bool]:
 
 @pytest.fixture(scope="module")
 def supernode_port() -> Iterator[int]:
-    # A short sync wait: a view request holds at most 0.2 s however its `wait` is fuzzed.
-    app = create_app(SupernodeConfig(join_token=TOKEN, view_wait=0.2, operator_token=OPERATOR_TOKEN))
+    # A short sync wait: a view or job list request holds at most 0.2 s however its `wait` is fuzzed.
+    config = SupernodeConfig(join_token=TOKEN, view_wait=0.2, operator_token=OPERATOR_TOKEN)
+    app = create_app(config, job_board=JobBoard(max_wait=0.2))
     with asgi_server(app) as port:
         yield port
 
