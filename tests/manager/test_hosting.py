@@ -28,6 +28,8 @@ PASSWORD = "hosted-pass-1"
     ("path", "supernodes"),
     [("/healthz", True), ("/metrics", True), ("/api/v1/peers", True), ("/api/v1/peers/", True),
      ("/api/v1/peers/p1/heartbeat", True), ("/api/v1/swarms/sha256:ab/view", True), ("/api/v1/suspects/p1", True),
+     ("/api/v1/jobs", True), ("/api/v1/jobs/j1", True), ("/api/v1/peers/p1/jobs", True),
+     ("/api/v1/peers/p1/job-progress", True), ("/api/v1/jobs/j1/x", False),
      ("/api/v1/login", False), ("/api/v1/users/bob", False), ("/api/v1/tokens/3", False), ("/", False),
      ("/api/v1/peers/a/b/c", False), ("/healthzz", False)],
 )
