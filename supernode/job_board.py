@@ -1,8 +1,9 @@
 """The jobs the supernode holds for its hosts, and their last progress (the wire types: supernode/jobs.py).
 
 Plain synchronous state, as the scheduler's is, and one asyncio wake-up per waiting long-poll, as the swarm
-notifier's (supernode/notifier.py). The supernode keeps it in memory only: the platform puts its jobs again after
-a restart (supernode/jobs.py).
+notifier's (supernode/notifier.py): call it from the supernode's event loop only (the platform hosted in the same
+process does, damselfly/cli.py). The supernode keeps it in memory only: the platform puts its jobs again after a
+restart (supernode/jobs.py).
 
 The rules:
 - `put` lists a job on its host's list. The same job put again (equal content) changes nothing; a job put with other
