@@ -14,6 +14,8 @@ from typing import NoReturn
 import uvicorn
 import uvloop
 
+from agent.config import AgentConfig
+from agent.service import Agent
 from bench import cli as bench_cli
 from manager.config import ManagerConfig
 from peer.config import PeerConfig
@@ -192,8 +194,13 @@ async def _run_peer(
     # The files endpoint, on loopback (proxy/files.py); port 0 turns it off.
     files_sock = bind(proxy_config.files_host, proxy_config.files_port) if proxy_config.files_port else None
     peer = peer_factory(peer_config)
+    agent: Agent | None = None
     try:
         await peer.start()
+        if peer_config.agent:
+            # The jobs the platform gives this host (agent/): started once the peer is registered.
+            agent = Agent(peer, _agent_config(proxy_config))
+            await agent.start()
         server = make_server(
             create_proxy_app(proxy_config, peer), tls_cert=proxy_config.tls_cert, tls_key=proxy_config.tls_key
         )
@@ -215,5 +222,14 @@ async def _run_peer(
         )
         await _run_until_signal(servers, tasks)
     finally:
+        if agent is not None:
+            await agent.close()
         await peer.close()
     return 0
+
+
+def _agent_config(proxy: ProxyConfig) -> AgentConfig:
+    """The registries and file origins of the proxy's settings: a job fetches from where a client of this host may."""
+    return AgentConfig(
+        registries=proxy.registries, default_registry=proxy.default_registry, file_origins=proxy.file_origins
+    )

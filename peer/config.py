@@ -77,6 +77,12 @@ class PeerConfig:
         Setting("locality labels (zone, rack); the flag is repeated, and merged over the TOML table", key="labels",
                 flag="--label", kind="labels", metavar="KEY=VALUE"),
     )
+    # The agent (agent/): runs the jobs the platform gives this host through its supernode.
+    agent: bool = setting(
+        True,
+        Setting("run the distribution jobs the platform gives this host through the supernode (agent/)", key="agent",
+                flag="--no-agent", kind="disable"),
+    )
     # Pieces fetched from parents at once, and per parent.
     max_inflight: int = 8
     max_inflight_per_parent: int = 3

@@ -24,7 +24,7 @@ fi
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
 
-.venv/bin/ruff check core upstream peer proxy supernode manager damselfly bench tests
+.venv/bin/ruff check core upstream peer proxy supernode agent manager damselfly bench tests
 .venv/bin/mypy
 
 # Two phases: everything but the `solo` tests on several workers (the tests mostly wait on real daemons; each

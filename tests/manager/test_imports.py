@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_PLANE = ("core", "upstream", "peer", "proxy", "supernode")
+DATA_PLANE = ("core", "upstream", "peer", "proxy", "supernode", "agent")
 
 
 def _imported(path: Path) -> set[str]:
