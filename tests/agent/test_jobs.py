@@ -1,0 +1,209 @@
+"""The agent through real processes: jobs put at a real supernode with the operators' token, run by real peer daemons
+against a real registry and a real nginx origin; what lands is read off the peers' stores and the files written."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from peer.identity_file import load_identity
+from supernode import routes
+from supernode.jobs import FileSpec, ImageSpec, Job, JobProgress, ProgressList
+from tests.support.cluster import DamselflyCluster, PeerProcess
+from tests.support.fixtures import require_binary
+from tests.support.identities import OPERATOR_TOKEN, operator_headers
+from tests.support.images import ImageCache, PushedImage, push_image
+from tests.support.nginx import NginxOrigin
+from tests.support.registry import RegistryServer
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    require_binary("docker-registry")
+    with RegistryServer(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxOrigin]:
+    with NginxOrigin(tmp_path_factory.mktemp("nginx")) as origin:
+        yield origin
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer, nginx: NginxOrigin
+) -> Iterator[DamselflyCluster]:
+    with DamselflyCluster(
+        tmp_path_factory.mktemp("cluster"), upstream_url=registry.url, peers_count=2, operator_token=OPERATOR_TOKEN,
+        config_text=f'[[file_origin]]\nurl = "{nginx.url}/"\n',
+    ) as started:
+        yield started
+
+
+def host_id(peer: PeerProcess) -> str:
+    return load_identity(peer.data_dir).peer_id
+
+
+def put(cluster: DamselflyCluster, job: Job) -> None:
+    url = cluster.supernode_url + routes.PUT_JOB.url(job_id=job.job_id)
+    response = httpx.put(url, json=job.to_json(), headers=operator_headers(), timeout=10.0, trust_env=False)
+    assert response.status_code < 300, response.text
+
+
+def cancel(cluster: DamselflyCluster, job_id: str) -> None:
+    url = cluster.supernode_url + routes.CANCEL_JOB.url(job_id=job_id)
+    response = httpx.delete(url, headers=operator_headers(), timeout=10.0, trust_env=False)
+    assert response.status_code < 300, response.text
+
+
+def progress(cluster: DamselflyCluster, job_id: str) -> JobProgress | None:
+    url = cluster.supernode_url + routes.LIST_JOB_PROGRESS.url()
+    response = httpx.get(url, headers=operator_headers(), timeout=10.0, trust_env=False)
+    response.raise_for_status()
+    found = [p for p in ProgressList.parse(response.json()).progress if p.job_id == job_id]
+    return found[0] if found else None
+
+
+def wait_for(
+    cluster: DamselflyCluster, job_id: str, done: Callable[[JobProgress], bool], timeout: float = 60.0
+) -> JobProgress:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = progress(cluster, job_id)
+        if seen is not None and done(seen):
+            return seen
+        assert time.monotonic() < deadline, f"job {job_id} is at {seen}"
+        time.sleep(0.2)
+
+
+def final(cluster: DamselflyCluster, job_id: str, timeout: float = 60.0) -> JobProgress:
+    return wait_for(cluster, job_id, lambda p: p.final, timeout)
+
+
+def stored(peer: PeerProcess, digest: str) -> Path:
+    algorithm, hex_ = digest.split(":")
+    return peer.data_dir / "blobs" / algorithm / hex_
+
+
+def image_job(job_id: str, peer: PeerProcess, reference: str, **fields: Any) -> Job:
+    return Job(job_id, "task-1", host_id(peer), "image", image=ImageSpec(reference), **fields)
+
+
+@pytest.fixture(scope="module")
+def pushed(registry: RegistryServer, image_cache: ImageCache) -> PushedImage:
+    return push_image(image_cache.get([1 * MiB, 2 * MiB, 3 * MiB], seed=71), registry.url, "test/agent", "v1")
+
+
+def test_an_image_job_lands_every_blob_and_a_second_host_has_them_mostly_from_peers(
+    cluster: DamselflyCluster, pushed: PushedImage
+) -> None:
+    first, second = cluster.peers
+    put(cluster, image_job("image-first", first, pushed.ref))
+    done = final(cluster, "image-first")
+    assert done.state == "succeeded", done.error
+    assert done.bytes_total == done.bytes_done == pushed.total_blob_bytes
+    assert done.digest == pushed.manifest_digest
+    assert sorted((b.digest, b.size) for b in done.blobs) == sorted(pushed.blobs)
+    for digest, _ in pushed.blobs:
+        assert "sha256:" + hashlib.sha256(stored(first, digest).read_bytes()).hexdigest() == digest
+    # By the default upstream's name, on the second host: from the first, where it is.
+    put(cluster, image_job("image-second", second, "test/agent:v1"))
+    again = final(cluster, "image-second")
+    assert again.state == "succeeded", again.error
+    assert again.bytes_done == pushed.total_blob_bytes
+    assert again.from_peers > 0 and again.from_peers >= again.from_upstream
+    assert all(stored(second, digest).exists() for digest, _ in pushed.blobs)
+    # Put again: already stored, done at once, nothing fetched.
+    put(cluster, image_job("image-first-again", first, pushed.ref))
+    repeat = final(cluster, "image-first-again")
+    assert repeat.state == "succeeded" and repeat.from_upstream == repeat.from_peers == 0
+    assert repeat.bytes_done == pushed.total_blob_bytes
+
+
+def test_a_dry_run_reports_the_sizes_and_moves_nothing(
+    cluster: DamselflyCluster, registry: RegistryServer, image_cache: ImageCache
+) -> None:
+    image = push_image(image_cache.get([1 * MiB, 1 * MiB], seed=72), registry.url, "test/dry", "v1")
+    peer = cluster.peers[0]
+    put(cluster, image_job("dry", peer, image.ref, dry_run=True))
+    done = final(cluster, "dry")
+    assert done.state == "succeeded", done.error
+    assert done.bytes_total == image.total_blob_bytes and done.bytes_done == 0
+    assert sorted((b.digest, b.size) for b in done.blobs) == sorted(image.blobs)
+    assert not any(stored(peer, digest).exists() for digest, _ in image.blobs)
+
+
+def test_a_cancelled_slow_job_stops_within_seconds(
+    cluster: DamselflyCluster, registry: RegistryServer, image_cache: ImageCache
+) -> None:
+    image = push_image(image_cache.get([8 * MiB], seed=73), registry.url, "test/slow", "v1")
+    peer = cluster.peers[1]
+    put(cluster, image_job("slow", peer, image.ref, rate=256 * 1024))
+    wait_for(cluster, "slow", lambda p: p.state == "running" and p.bytes_done > 0, timeout=30.0)
+    began = time.monotonic()
+    cancel(cluster, "slow")
+    stopped = final(cluster, "slow", timeout=10.0)
+    assert stopped.state == "stopped"
+    assert time.monotonic() - began < 5.0
+    assert stopped.bytes_done < image.total_blob_bytes
+
+
+def test_runtime_mode_fails_with_one_clear_line(cluster: DamselflyCluster, pushed: PushedImage) -> None:
+    put(cluster, image_job("runtime", cluster.peers[0], pushed.ref, mode="runtime"))
+    done = final(cluster, "runtime")
+    assert (done.state, done.error) == ("failed", "runtime mode is not supported on this host yet")
+
+
+def test_an_unknown_image_fails_with_the_registrys_reason(cluster: DamselflyCluster, pushed: PushedImage) -> None:
+    put(cluster, image_job("missing", cluster.peers[0], f"{pushed.host}/test/agent:no-such-tag"))
+    done = final(cluster, "missing")
+    assert done.state == "failed" and "no manifest test/agent:no-such-tag" in done.error
+
+
+def test_a_file_job_writes_the_file_atomically_with_its_sha256(
+    cluster: DamselflyCluster, nginx: NginxOrigin, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    (nginx.root / "tool.bin").write_bytes(data)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    target = tmp_path / "tool.bin"
+    target.write_bytes(b"the old version")
+    peer = cluster.peers[0]
+    put(cluster, Job("file", "task-2", host_id(peer), "file", file=FileSpec(f"{nginx.url}/tool.bin", str(target))))
+    done = final(cluster, "file")
+    assert done.state == "succeeded", done.error
+    assert done.digest == digest and done.bytes_total == done.bytes_done == len(data)
+    assert target.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["tool.bin"]  # no temporary file left behind
+    # With a wrong digest nothing lands, and the old file stays.
+    wrong = tmp_path / "wrong.bin"
+    spec = FileSpec(f"{nginx.url}/tool.bin", str(wrong), "sha256:" + "0" * 64)
+    put(cluster, Job("file-wrong", "task-2", host_id(peer), "file", file=spec))
+    failed = final(cluster, "file-wrong")
+    assert failed.state == "failed" and failed.error
+    assert [p.name for p in tmp_path.iterdir()] == ["tool.bin"]
+
+
+def test_a_file_under_no_configured_origin_is_refused(cluster: DamselflyCluster, tmp_path: Path) -> None:
+    spec = FileSpec("http://127.0.0.1:9/elsewhere.bin", str(tmp_path / "x"))
+    put(cluster, Job("file-refused", "task-2", host_id(cluster.peers[1]), "file", file=spec))
+    done = final(cluster, "file-refused")
+    assert done.state == "failed" and "[[file_origin]]" in done.error
+
+
+def test_with_no_agent_the_host_runs_no_job(cluster: DamselflyCluster, pushed: PushedImage) -> None:
+    quiet = cluster.add_peer(len(cluster.peers), ["--no-agent"])
+    put(cluster, image_job("unserved", quiet, pushed.ref))
+    # The agents of the other hosts report within a second; this host never says a word.
+    time.sleep(2.0)
+    assert progress(cluster, "unserved") is None
+    assert not any(stored(quiet, digest).exists() for digest, _ in pushed.blobs)
