@@ -32,11 +32,11 @@ class ImageReference:
 def resolve_reference(text: str, registries: Mapping[str, UpstreamRegistry], default: str) -> ImageReference:
     name, at, digest = text.strip().partition("@")
     tag = ""
-    if not at:
-        head, colon, tail = name.rpartition(":")
-        # A colon after the last slash is a tag's; one before it is a registry host's port.
-        if colon and "/" not in tail:
-            name, tag = head, tail
+    head, colon, tail = name.rpartition(":")
+    # A colon after the last slash is a tag's (with a digest too, the digest is what is fetched); one before it is
+    # a registry host's port.
+    if colon and "/" not in tail:
+        name, tag = head, tail
     registry_name = default
     first, slash, rest = name.partition("/")
     if slash and looks_like_registry_host(first):

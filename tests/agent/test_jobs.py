@@ -18,7 +18,7 @@ from supernode.jobs import FileSpec, ImageSpec, Job, JobProgress, ProgressList
 from tests.support.cluster import DamselflyCluster, PeerProcess
 from tests.support.fixtures import require_binary
 from tests.support.identities import OPERATOR_TOKEN, operator_headers
-from tests.support.images import ImageCache, PushedImage, push_image
+from tests.support.images import ImageCache, PushedImage, push_image, push_index
 from tests.support.nginx import NginxOrigin
 from tests.support.registry import RegistryServer
 
@@ -127,6 +127,28 @@ def test_an_image_job_lands_every_blob_and_a_second_host_has_them_mostly_from_pe
     repeat = final(cluster, "image-first-again")
     assert repeat.state == "succeeded" and repeat.from_upstream == repeat.from_peers == 0
     assert repeat.bytes_done == pushed.total_blob_bytes
+
+
+def test_of_an_index_only_the_platforms_asked_for_land(
+    cluster: DamselflyCluster, registry: RegistryServer, image_cache: ImageCache
+) -> None:
+    amd = push_image(image_cache.get([1 * MiB], seed=74), registry.url, "test/multi", "amd64")
+    arm = push_image(image_cache.get([1 * MiB], architecture="arm64", seed=75), registry.url, "test/multi", "arm64")
+    index = push_index(registry.url, "test/multi", "v1", [amd, arm])
+    peer = cluster.peers[0]
+    put(cluster, Job("index", "task-1", host_id(peer), "image",
+                     image=ImageSpec(f"{amd.host}/test/multi:v1", ("linux/arm64",))))
+    done = final(cluster, "index")
+    assert done.state == "succeeded", done.error
+    assert done.digest == index.digest
+    assert sorted((b.digest, b.size) for b in done.blobs) == sorted(arm.blobs)
+    assert all(stored(peer, digest).exists() for digest, _ in arm.blobs)
+    assert not any(stored(peer, digest).exists() for digest, _ in amd.blobs)
+    # A platform the index does not list fails the job, saying which.
+    put(cluster, Job("index-s390x", "task-1", host_id(peer), "image",
+                     image=ImageSpec(f"{amd.host}/test/multi:v1", ("linux/s390x",))))
+    missing = final(cluster, "index-s390x")
+    assert (missing.state, missing.error) == ("failed", "the image has no platform linux/s390x")
 
 
 def test_a_dry_run_reports_the_sizes_and_moves_nothing(
