@@ -59,6 +59,7 @@ class JobPoller:
                     listing = await self.source.jobs(self.peer_id(), self.version, wait)
             except Exception as exc:  # the supernode is down, restarting, or answered nonsense: wait and ask again
                 log.debug("the host's jobs could not be had: %s", exc)
+                self.runner.supernode_lost()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue

@@ -71,6 +71,14 @@ class JobRunner:
             self._start(job, run.task if run is not None else None)
         self._listed = set(wanted)
 
+    def supernode_lost(self) -> None:
+        """The supernode could not be asked: it may come back restarted, without the jobs and progress it held.
+        Whatever it lists next is taken as new (a finished job's end is told again), and the running jobs'
+        progress is posted afresh."""
+        self._listed.clear()
+        for job_id in self._runs:
+            self._posted.pop(job_id, None)
+
     def _start(self, job: Job, after: asyncio.Task[None] | None) -> None:
         tracker = JobTracker(job, on_change=self.changed.set)
         self._finished.pop(job.job_id, None)

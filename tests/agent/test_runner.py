@@ -108,6 +108,11 @@ async def test_a_finished_job_listed_again_is_not_redone_but_its_end_is_posted_a
     runner.reconcile([])
     runner.reconcile([job("a"), job("b")])
     assert sorted(p.job_id for p in runner.due()) == ["a", "b"]
+    runner.posted(runner.due())
+    # The supernode was away (it may have restarted, forgetting all): the same list is told again.
+    runner.supernode_lost()
+    runner.reconcile([job("a"), job("b")])
+    assert sorted(p.job_id for p in runner.due()) == ["a", "b"]
     assert sorted(work.started) == ["a", "b"]
     await runner.close()
 
