@@ -26,6 +26,8 @@ from .reference import BadReference, resolve_reference
 
 log = logging.getLogger(__name__)
 RUNTIME_UNSUPPORTED = "runtime mode is not supported on this host yet"
+# Blobs of one job: its progress lists each, and one report must stay well within the supernode's 1 MiB a body.
+MAX_JOB_BLOBS = 1024
 
 
 async def run_image_job(
@@ -87,6 +89,8 @@ async def _image_blobs(
     for manifest in manifests:
         for descriptor in manifest.descriptors:
             blobs.setdefault(descriptor.digest, descriptor)
+    if len(blobs) > MAX_JOB_BLOBS:
+        raise ManifestError(f"the image has {len(blobs)} blobs, more than the {MAX_JOB_BLOBS} a job takes")
     return list(blobs.values())
 
 

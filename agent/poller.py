@@ -5,6 +5,7 @@ of state. A supernode that is down is waited for (bounded backoff); neither loop
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .runner import JobRunner
 log = logging.getLogger(__name__)
 # A report holds at most this many jobs (supernode/jobs.py ProgressReport).
 REPORT_BATCH = 256
+REPORT_BYTES = 512 * 1024
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 15.0
 # An answer faster than this is not waited on again at once: a broken supernode must not make us spin.
@@ -94,8 +96,21 @@ class JobPoller:
             await asyncio.sleep(0.05)
 
     async def _post(self, due: list[JobProgress]) -> None:
-        for start in range(0, len(due), REPORT_BATCH):
-            batch = due[start : start + REPORT_BATCH]
+        for batch in batches(due):
             async with asyncio.timeout(30.0):
                 await self.source.post_job_progress(self.peer_id(), ProgressReport(tuple(batch)))
             self.runner.posted(batch)
+
+
+def batches(due: list[JobProgress]) -> list[list[JobProgress]]:
+    """Reports of at most REPORT_BATCH jobs and about REPORT_BYTES of JSON each: the supernode takes 1 MiB a body."""
+    out: list[list[JobProgress]] = [[]]
+    size = 0
+    for item in due:
+        weight = len(json.dumps(item.to_json()))
+        if out[-1] and (len(out[-1]) >= REPORT_BATCH or size + weight > REPORT_BYTES):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += weight
+    return [batch for batch in out if batch]

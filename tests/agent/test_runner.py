@@ -5,16 +5,17 @@ runs the same through real supernode and peer processes)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
 from agent.config import AgentConfig
 from agent.failure import JobFailed
-from agent.poller import JobPoller
+from agent.poller import JobPoller, batches
 from agent.progress import JobTracker
 from agent.runner import CANCELLED, JobRunner
 from supernode.client import SupernodeUnavailable
-from supernode.jobs import FileSpec, Job, JobList, JobProgress, ProgressReport
+from supernode.jobs import BlobProgress, FileSpec, Job, JobList, JobProgress, ProgressReport
 
 
 def job(job_id: str, deadline: float = 0.0) -> Job:
@@ -193,3 +194,15 @@ async def test_the_poller_runs_what_the_source_lists_and_posts_each_state_change
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await runner.close()
+
+
+def test_reports_are_cut_to_what_the_supernode_takes_in_one_body() -> None:
+    blob = BlobProgress("sha256:" + "b" * 64, size=1)
+    big = [JobProgress(f"j{i}", "host", "running", blobs=(blob,) * 1000) for i in range(5)]
+    small = [JobProgress(f"s{i}", "host", "running") for i in range(600)]
+    for due in (big, small):
+        cut = batches(due)
+        assert [p for batch in cut for p in batch] == due
+        assert all(len(batch) <= 256 and len(json.dumps(ProgressReport(tuple(batch)).to_json())) < 1 << 20
+                   for batch in cut)
+    assert len(batches(big)) > 1 and len(batches(small)) == 3
