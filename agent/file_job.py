@@ -52,6 +52,9 @@ async def _fetch_to(
 ) -> None:
     spec = job.file
     assert spec is not None
+    directory = Path(path).parent
+    if not await asyncio.to_thread(directory.is_dir):
+        raise JobFailed(f"the directory {str(directory)[:300]} of the file's path does not exist on this host")
     origin_file = await client.probe(spec.url, {})
     size = origin_file.size
     if content is not None:

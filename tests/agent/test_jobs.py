@@ -164,8 +164,14 @@ def test_a_file_job_writes_the_file_atomically_with_its_sha256(
     spec = FileSpec(f"{nginx.url}/tool.bin", str(wrong), "sha256:" + "0" * 64)
     put(cluster, Job("file-wrong", "task-2", host_id(peer), "file", file=spec))
     failed = final(cluster, "file-wrong")
-    assert failed.state == "failed" and failed.error
+    assert failed.state == "failed" and "does not match" in failed.error, failed.error
     assert [p.name for p in tmp_path.iterdir()] == ["tool.bin"]
+    nowhere = FileSpec(f"{nginx.url}/tool.bin", str(tmp_path / "missing" / "tool.bin"))
+    put(cluster, Job("file-nowhere", "task-2", host_id(peer), "file", file=nowhere))
+    lost = final(cluster, "file-nowhere")
+    assert (lost.state, lost.error) == (
+        "failed", f"the directory {tmp_path / 'missing'} of the file's path does not exist on this host"
+    )
 
 
 def test_a_file_under_no_configured_origin_is_refused(cluster: DamselflyCluster, tmp_path: Path) -> None:
