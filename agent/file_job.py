@@ -72,6 +72,7 @@ async def _fetch_to(
         return
     blob.state = "running"
     handle: BlobHandle | None = None
+    started_here = peer.download_of(key) is None
     if size:
         handle = await peer.open_blob(
             key, size, FileSource(client, origin_file, {}), verify=content is not None, content=content,
@@ -81,6 +82,11 @@ async def _fetch_to(
             blob.download = handle.download
     try:
         computed = await _write_atomically(Path(path), handle, size, content)
+    except asyncio.CancelledError:
+        if started_here and blob.download is not None:
+            # The job is cancelled: what it started stops too, rather than go on at the job's rate.
+            peer.stop_download(blob.download)
+        raise
     finally:
         if isinstance(handle, StoredBlob):
             handle.close()

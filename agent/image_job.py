@@ -98,12 +98,19 @@ async def _fetch_blob(peer: PeerService, blob: BlobTracker, digest: Digest, sour
     """One blob into the store; a failure is the blob's (the job goes on with the others, then fails)."""
     blob.state = "running"
     try:
+        started_here = peer.download_of(digest) is None
         handle = await peer.open_blob(digest, blob.size, source, rate=float(rate))
         if isinstance(handle, StoredBlob):
             handle.close()
         else:
             blob.download = handle.download
-            await handle.verified()
+            try:
+                await handle.verified()
+            except asyncio.CancelledError:
+                if started_here:
+                    # The job is cancelled: what it started stops too, rather than go on at the job's rate.
+                    peer.stop_download(handle.download)
+                raise
     except (DownloadFailed, UpstreamError, OSError) as exc:
         blob.state, blob.error = "failed", one_line(str(exc))
         return

@@ -67,6 +67,7 @@ class PeerService:
         self.identity = load_identity(config.data_dir)
         self.peer_id = self.identity.peer_id
         self.downloads: dict[str, BlobDownload] = {}
+        self._download_tasks: dict[str, asyncio.Task[Any]] = {}
         # The piece digests of blobs that landed lately, for the piece views children ask for while the supernode is
         # away (a complete blob keeps no piece state); a few hundred blobs' worth, a few KiB each.
         self._landed_digests: LRUCache[str, dict[int, str]] = LRUCache(maxsize=512)
@@ -247,12 +248,24 @@ class PeerService:
         self.downloads[key] = download
         # The download is owned by the service, not by the request: it outlives a client that disconnects.
         task = self.spawn(download.run(source), f"download-{key[:19]}")
+        self._download_tasks[key] = task
         task.add_done_callback(lambda _: self._forget(key, download))
         return download
+
+    def stop_download(self, download: BlobDownload) -> None:
+        """Stop a download its one asker gave up (a cancelled job of the agent started it): its verified pieces stay
+        in the partial file for a later start to resume, and this host leaves the blob's swarm. A reader that came
+        meanwhile is cut off, and asks again."""
+        key = str(download.digest)
+        task = self._download_tasks.get(key)
+        if self.downloads.get(key) is download and task is not None and not task.done():
+            task.cancel()
+            self._withdraw(download.digest)
 
     def _forget(self, key: str, download: BlobDownload) -> None:
         if self.downloads.get(key) is download:
             del self.downloads[key]
+            self._download_tasks.pop(key, None)
         if not _failed(download) and download.partial.complete:
             self._landed_digests[key] = dict(download.partial.piece_digests)
 

@@ -130,6 +130,14 @@ def test_a_cancelled_slow_job_stops_within_seconds(
     assert stopped.state == "stopped"
     assert time.monotonic() - began < 5.0
     assert stopped.bytes_done < image.total_blob_bytes
+    # Put again without a rate, it runs anew (a cancelled job is not a finished one), and fast: its download stopped
+    # with the job instead of going on at the job's rate (it would take some 30 s more).
+    began = time.monotonic()
+    put(cluster, image_job("slow", peer, image.ref))
+    again = final(cluster, "slow")
+    assert again.state == "succeeded", again.error
+    assert time.monotonic() - began < 15.0
+    assert all(stored(peer, digest).exists() for digest, _ in image.blobs)
 
 
 def test_runtime_mode_fails_with_one_clear_line(cluster: DamselflyCluster, pushed: PushedImage) -> None:
