@@ -19,8 +19,8 @@ def host_id(peer: PeerProcess) -> str:
     return load_identity(peer.data_dir).peer_id
 
 
-def put(cluster: DamselflyCluster, job: Job) -> None:
-    url = cluster.supernode_url + routes.PUT_JOB.url(job_id=job.job_id)
+def put(cluster: DamselflyCluster, job: Job, supernode_url: str = "") -> None:
+    url = (supernode_url or cluster.supernode_url) + routes.PUT_JOB.url(job_id=job.job_id)
     response = httpx.put(url, json=job.to_json(), headers=operator_headers(), timeout=10.0, trust_env=False)
     assert response.status_code < 300, response.text
 
@@ -31,8 +31,8 @@ def cancel(cluster: DamselflyCluster, job_id: str) -> None:
     assert response.status_code < 300, response.text
 
 
-def progress(cluster: DamselflyCluster, job_id: str) -> JobProgress | None:
-    url = cluster.supernode_url + routes.LIST_JOB_PROGRESS.url()
+def progress(cluster: DamselflyCluster, job_id: str, supernode_url: str = "") -> JobProgress | None:
+    url = (supernode_url or cluster.supernode_url) + routes.LIST_JOB_PROGRESS.url()
     response = httpx.get(url, headers=operator_headers(), timeout=10.0, trust_env=False)
     response.raise_for_status()
     found = [p for p in ProgressList.parse(response.json()).progress if p.job_id == job_id]
@@ -40,19 +40,20 @@ def progress(cluster: DamselflyCluster, job_id: str) -> JobProgress | None:
 
 
 def wait_for(
-    cluster: DamselflyCluster, job_id: str, done: Callable[[JobProgress], bool], timeout: float = 60.0
+    cluster: DamselflyCluster, job_id: str, done: Callable[[JobProgress], bool], timeout: float = 60.0,
+    supernode_url: str = "",
 ) -> JobProgress:
     deadline = time.monotonic() + timeout
     while True:
-        seen = progress(cluster, job_id)
+        seen = progress(cluster, job_id, supernode_url)
         if seen is not None and done(seen):
             return seen
         assert time.monotonic() < deadline, f"job {job_id} is at {seen}"
         time.sleep(0.2)
 
 
-def final(cluster: DamselflyCluster, job_id: str, timeout: float = 60.0) -> JobProgress:
-    return wait_for(cluster, job_id, lambda p: p.final, timeout)
+def final(cluster: DamselflyCluster, job_id: str, timeout: float = 60.0, supernode_url: str = "") -> JobProgress:
+    return wait_for(cluster, job_id, lambda p: p.final, timeout, supernode_url)
 
 
 def stored(peer: PeerProcess, digest: str) -> Path:
