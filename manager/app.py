@@ -4,6 +4,8 @@ so that a supernode hosting it keeps coordinating swarms."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -24,24 +26,33 @@ from .database import create_engine, database_url, session_factory, shown
 from .dispatch import UNAVAILABLE, dispatch
 from .host_source import HostSource, SupernodeApiSource
 from .hosts import HostBook
+from .job_channel import JobChannel, SupernodeChannel
 from .principal import bearer
 from .ratelimit import LoginLimiter
 from .routes import ROUTES, ApiRoute
+from .secret_box import SecretBox
+from .task_runner import TaskRunner
 from .traffic import TrafficRecorder
 
 log = logging.getLogger(__name__)
 
 
 class ManagerApp:
-    def __init__(self, config: ManagerConfig, hosts: HostSource | None = None) -> None:
-        """`hosts`: the supernode's own registry when it hosts the platform (damselfly/hosting.py); else, with
-        `config.supernodes`, their API is read."""
+    def __init__(self, config: ManagerConfig, hosts: HostSource | None = None, jobs: JobChannel | None = None) -> None:
+        """`hosts`, `jobs`: the supernode's own registry and job board when it hosts the platform
+        (damselfly/hosting.py); else, with `config.supernodes`, their API is used. Without either, tasks cannot
+        run (their endpoints say so)."""
         self.config = config
         self.host_source = hosts
+        self.jobs = jobs
         if hosts is None and config.supernodes:
             self.host_source = SupernodeApiSource(
                 config.supernodes.split(","), config.supernode_token, timeout=config.supernode_timeout
             )
+        if jobs is None and config.supernodes:
+            self.jobs = SupernodeChannel(config.supernodes.split(","), config.supernode_token,
+                                         timeout=config.supernode_timeout)
+        self._runner_task: asyncio.Task[None] | None = None
         self.engine: AsyncEngine | None = None
         self.platform: Platform | None = None
         self.traffic: TrafficRecorder | None = None
@@ -64,6 +75,7 @@ class ManagerApp:
             await migrate.upgrade(engine)
             sessions = session_factory(engine)
             await bootstrap.ensure_admin(sessions)
+            box = SecretBox.in_dir(self.config.data_dir)
         except Exception as exc:
             # Whatever the driver raises (a refused connection, a wrong password, a full disk, a bad URL): the
             # platform is unavailable, said once, and the process hosting it goes on.
@@ -81,11 +93,28 @@ class ManagerApp:
             log.warning("the cordoned hosts could not be told to the scheduler: %s", _reason(exc, self.config.database))
         self.traffic = TrafficRecorder(book, sessions, self.config.traffic_every)
         self.traffic.start()
-        self.platform = Platform(self.config, sessions, limiter, ROUTES, book, self.traffic)
+        runner = None
+        if self.jobs is not None:
+            runner = TaskRunner(sessions, self.jobs, book, box, interval=self.config.task_round,
+                                call_timeout=self.config.supernode_timeout)
+            # Its first round puts again the jobs of the running tasks: nothing of them is lost by our restart.
+            self._runner_task = asyncio.create_task(runner.run(), name="task-runner")
+        self.platform = Platform(self.config, sessions, limiter, ROUTES, book, self.traffic, box, runner)
         log.info("the platform is up: database %s", shown_url)
         return True
 
     async def shutdown(self) -> None:
+        if self._runner_task is not None:
+            if self.platform is not None and self.platform.runner is not None:
+                self.platform.runner.stop()
+            # The round under way ends on its own (its calls are bounded); cancelled only if it does not.
+            await asyncio.wait({self._runner_task}, timeout=2 * self.config.supernode_timeout + 5)
+            self._runner_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner_task
+            self._runner_task = None
+        if self.jobs is not None:
+            await self.jobs.close()
         if self.traffic is not None:
             await self.traffic.close()
             self.traffic = None

@@ -55,6 +55,8 @@ class ManagerConfig:
     )
     # A live host's row is written at most this often (and when its address, labels, name or version change).
     host_write_every: float = 30.0
+    # How often the task runner reads the jobs' progress and moves tasks along (manager/task_runner.py).
+    task_round: float = 1.0
     # Sessions from `POST /api/v1/login` last this long.
     session_ttl: float = 12 * 3600.0
     # Failed logins: this many in `login_window` seconds, per username or per client address, and the next waits.

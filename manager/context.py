@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .hosts import HostBook
     from .principal import Principal
     from .routes import ApiRoute
+    from .secret_box import SecretBox
+    from .task_runner import TaskRunner
     from .traffic import TrafficRecorder
 
 
@@ -35,6 +37,10 @@ class Platform:
     hosts: HostBook
     # The hosts' traffic, sampled in the background (manager/traffic.py).
     traffic: TrafficRecorder
+    # Registry secrets' passwords are sealed with it (manager/secret_box.py).
+    box: SecretBox
+    # Moves tasks along; None when the manager reaches no job channel (a manager alone without --supernode).
+    runner: TaskRunner | None = None
 
 
 @dataclass(slots=True)

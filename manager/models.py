@@ -1,10 +1,15 @@
 """The tables: users, API tokens, sessions (migration 0001), the audit log (0002), hosts and clusters (0003), the
-hosts' traffic and the hosts' cluster token hashes (0005).
+hosts' traffic and the hosts' cluster token hashes (0005), distribution tasks, their hosts and events, and registry
+secrets (0004, after 0005).
 
-Times are seconds since the epoch (a float), the same in SQLite and PostgreSQL; secrets are stored only as hashes.
+Times are seconds since the epoch (a float), the same in SQLite and PostgreSQL; tokens and users' passwords are
+stored only as hashes; a registry secret's password, which must be handed to hosts, is encrypted
+(manager/secret_box.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -139,3 +144,84 @@ class TrafficHour(Base):
     fetched_peers: Mapped[int] = mapped_column(BigInteger, default=0)
     served_peers: Mapped[int] = mapped_column(BigInteger, default=0)
     served_clients: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RegistrySecret(Base):
+    """A registry credential a task names (by id); its password is a Fernet token, never returned nor logged."""
+
+    __tablename__ = "secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(255))
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Task(Base):
+    """A distribution task: what (`kind`, `spec`), to which hosts (`targets` as asked; the hosts it resolved to are
+    its TaskHost rows), how (rate, concurrency, timeout, mode), and where it is (`state`)."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # image: {"reference", "platforms"}; file: {"url", "path", "digest"} (supernode/jobs.py ImageSpec, FileSpec).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # As asked: {"hosts", "clusters", "selector", "count", "percent"} (manager/task_targets.py).
+    targets: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Bytes per second per host (0: no limit); hosts given their job at once (0: all); seconds (0: none).
+    rate: Mapped[int] = mapped_column(BigInteger, default=0)
+    concurrency: Mapped[int] = mapped_column(Integer, default=0)
+    timeout: Mapped[float] = mapped_column(Float, default=0.0)
+    mode: Mapped[str] = mapped_column(String(16), default="cache")
+    secret_id: Mapped[int | None] = mapped_column(ForeignKey("secrets.id", ondelete="SET NULL"), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # Why it failed: which hosts, and why each.
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # For several managers on one database (not used yet): which one runs the task, until when.
+    lease_owner: Mapped[str] = mapped_column(String(128), default="")
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class TaskHost(Base):
+    """One targeted host of a task: its job (one per attempt) and the last progress stored of it."""
+
+    __tablename__ = "task_hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    host_id: Mapped[str] = mapped_column(String(255))
+    # Deterministic from the task, the row and the attempt: a job put again after a restart is the same job.
+    job_id: Mapped[str] = mapped_column(String(128), default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    # The job was put to the channel and not yet cancelled there (restart-safe: cancelled or re-put at start).
+    job_live: Mapped[bool] = mapped_column(default=False)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    from_upstream: Mapped[int] = mapped_column(BigInteger, default=0)
+    from_peers: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The job's last BlobProgress list, as JSON (supernode/jobs.py).
+    blobs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class TaskEvent(Base):
+    """A task's transaction log: who (a user, or `runner`), what, when."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+    what: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -14,11 +14,14 @@ class Permission(StrEnum):
     # One's own password.
     ACCOUNT_WRITE = "account:write"
     AUDIT_READ = "audit:read"
-    # Declared now for the endpoints to come (targets, distribution tasks, analysis: issue #13).
+    # Targets, distribution tasks; analysis is declared for the endpoints to come (issue #13).
     TARGETS_READ = "targets:read"
     TARGETS_WRITE = "targets:write"
     TASKS_READ = "tasks:read"
     TASKS_WRITE = "tasks:write"
+    # Registry credentials that tasks name: their names and usernames; create and delete them (never read back).
+    SECRETS_READ = "secrets:read"
+    SECRETS_WRITE = "secrets:write"
     ANALYSIS_READ = "analysis:read"
 
 
@@ -29,11 +32,13 @@ class Role(StrEnum):
 
 
 _SELF = {Permission.TOKENS_READ, Permission.TOKENS_WRITE, Permission.ACCOUNT_WRITE}
-_READ = {Permission.TARGETS_READ, Permission.TASKS_READ, Permission.ANALYSIS_READ}
+_READ = {Permission.TARGETS_READ, Permission.TASKS_READ, Permission.ANALYSIS_READ, Permission.SECRETS_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.OPERATOR: frozenset(_SELF | _READ | {Permission.TARGETS_WRITE, Permission.TASKS_WRITE}),
+    Role.OPERATOR: frozenset(
+        _SELF | _READ | {Permission.TARGETS_WRITE, Permission.TASKS_WRITE, Permission.SECRETS_WRITE}
+    ),
     Role.VIEWER: frozenset(_SELF | _READ),
 }
 

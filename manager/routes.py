@@ -13,7 +13,18 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import api_analysis, api_audit, api_clusters, api_hosts, api_session, api_tokens, api_users, openapi
+from . import (
+    api_analysis,
+    api_audit,
+    api_clusters,
+    api_hosts,
+    api_secrets,
+    api_session,
+    api_tasks,
+    api_tokens,
+    api_users,
+    openapi,
+)
 from .context import Context
 from .paths import PREFIX
 from .permissions import Permission
@@ -21,6 +32,19 @@ from .permissions import Permission
 Handler = Callable[[Context], Awaitable[Response]]
 _TEXT = {"type": "string"}
 _TEXTS = {"type": "array", "items": _TEXT}
+_NUMBER_OR_TEXT = {"oneOf": [{"type": "number"}, _TEXT]}
+_TASK = {
+    "kind": {"enum": ["image", "file"]},
+    "image": {"type": "object", "properties": {"reference": _TEXT, "platforms": {"type": "array", "items": _TEXT}}},
+    "file": {"type": "object", "properties": {"url": _TEXT, "path": _TEXT, "digest": _TEXT}},
+    "targets": {"type": "object", "properties": {
+        "hosts": {"type": "array", "items": _TEXT}, "clusters": {"type": "array", "items": _TEXT},
+        "selector": {"type": "object", "additionalProperties": _TEXT}, "count": {"type": "integer"},
+        "percent": {"type": "number"}}},
+    "rate": _NUMBER_OR_TEXT, "concurrency": {"type": "integer"}, "timeout": _NUMBER_OR_TEXT,
+    "mode": {"enum": ["cache", "runtime"]}, "secret": {"oneOf": [_TEXT, {"type": "integer"}]},
+    "dry_run": {"type": "boolean"}, "wait": {"type": "number"},
+}
 _SCOPES = {"description": _TEXT, "labels": {"type": "object", "additionalProperties": _TEXT}, "cidrs": _TEXTS,
            "hostnames": _TEXTS}
 
@@ -107,4 +131,29 @@ ROUTES: tuple[ApiRoute, ...] = (
                     "format": {"enum": ["json", "csv"]}}),
     ApiRoute("analysis_metrics", "GET", f"{PREFIX}/analysis/metrics", api_analysis.traffic_metrics,
              "each host's traffic counters, in Prometheus' text format", Permission.ANALYSIS_READ),
+    ApiRoute("list_tasks", "GET", f"{PREFIX}/tasks", api_tasks.list_tasks,
+             "distribution tasks, newest first (query: state, kind)", Permission.TASKS_READ, paginated=True),
+    ApiRoute("create_task", "POST", f"{PREFIX}/tasks", api_tasks.create_task,
+             "create a distribution task (with dry_run, or ?dry_run=true: only what it would move)",
+             Permission.TASKS_WRITE, body=_TASK, status=201),
+    ApiRoute("dry_run_task", "POST", f"{PREFIX}/tasks/dry-run", api_tasks.dry_run_task,
+             "which hosts lack which blobs, the bytes to move and what the upstream should send; nothing moves",
+             Permission.TASKS_WRITE, body=_TASK),
+    ApiRoute("show_task", "GET", f"{PREFIX}/tasks/{{task_id}}", api_tasks.show_task,
+             "one task, with its progress per host and per blob", Permission.TASKS_READ),
+    ApiRoute("delete_task", "DELETE", f"{PREFIX}/tasks/{{task_id}}", api_tasks.delete_task,
+             "delete a finished task and its log", Permission.TASKS_WRITE, status=204),
+    ApiRoute("stop_task", "POST", f"{PREFIX}/tasks/{{task_id}}/stop", api_tasks.stop_task,
+             "stop a task: its jobs are cancelled on the hosts", Permission.TASKS_WRITE),
+    ApiRoute("retry_task", "POST", f"{PREFIX}/tasks/{{task_id}}/retry", api_tasks.retry_task,
+             "a new attempt for the failed (or stopped) hosts of a task", Permission.TASKS_WRITE),
+    ApiRoute("task_events", "GET", f"{PREFIX}/tasks/{{task_id}}/events", api_tasks.task_events,
+             "a task's transaction log: who, what, when", Permission.TASKS_READ, paginated=True),
+    ApiRoute("list_secrets", "GET", f"{PREFIX}/secrets", api_secrets.list_secrets,
+             "registry secrets (never their passwords)", Permission.SECRETS_READ, paginated=True),
+    ApiRoute("create_secret", "POST", f"{PREFIX}/secrets", api_secrets.create_secret,
+             "create a registry secret; its password is never shown again", Permission.SECRETS_WRITE,
+             body={"name": _TEXT, "username": _TEXT, "password": _TEXT}, status=201),
+    ApiRoute("delete_secret", "DELETE", f"{PREFIX}/secrets/{{name}}", api_secrets.delete_secret,
+             "delete a registry secret no unfinished task uses", Permission.SECRETS_WRITE, status=204),
 )

@@ -12,6 +12,9 @@ import pytest
 
 from manager.app import ManagerApp
 from manager.config import ManagerConfig
+from manager.host_source import HostSource
+from manager.job_channel import BoardChannel, JobChannel
+from tests.manager.job_board_double import BoardDouble
 from tests.support.postgres import PostgresCluster, PostgresMissing
 
 ADMIN_PASSWORD = "admin-pass-1"
@@ -62,8 +65,9 @@ class Running:
         return await self.login(name, password)
 
 
-async def start(config: ManagerConfig) -> AsyncIterator[Running]:
-    app = ManagerApp(config)
+async def start(config: ManagerConfig, hosts: HostSource | None = None,
+                jobs: JobChannel | None = None) -> AsyncIterator[Running]:
+    app = ManagerApp(config, hosts, jobs)
     assert await app.startup()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://manager") as http:
@@ -73,8 +77,9 @@ async def start(config: ManagerConfig) -> AsyncIterator[Running]:
 
 @pytest.fixture
 async def platform(manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    """With a job channel (over an in-memory board: no host takes the jobs), so that the task endpoints answer."""
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    async for running in start(manager_config):
+    async for running in start(manager_config, jobs=BoardChannel(BoardDouble())):
         yield running
 
 
