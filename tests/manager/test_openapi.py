@@ -25,7 +25,7 @@ async def test_openapi_lists_every_route(sqlite_platform: Running) -> None:
         assert isinstance(route, Route)
         served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
     assert listed == served == {(r.method, r.path) for r in ROUTES}
-    assert len(listed) == 26
+    assert len(listed) == 37
     create = doc["paths"]["/api/v1/users"]["post"]
     assert create["x-permission"] == "users:write"
     assert set(create["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
@@ -42,7 +42,7 @@ def test_no_platform_path_is_one_the_supernode_routes() -> None:
 
     supernode = [compile_path(r.path)[0] for r in SUPERNODE_ROUTES]
     for route in ROUTES:
-        sample = route.path.replace("{name}", "x").replace("{token_id}", "1")
+        sample = route.path.replace("{name}", "x").replace("{token_id}", "1").replace("{task_id}", "1")
         assert not any(p.match(sample) for p in supernode), route.path
     for path in ("/", "/console", "/console/", "/console/hosts/x/cordon", "/console/static/console.css"):
         assert not any(p.match(path) for p in supernode), path

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from manager.models import Host
 from manager.routes import ROUTES
@@ -51,9 +52,23 @@ CALLS = {
     "rotate_cluster_token": Call("POST", "/api/v1/clusters/{cluster}/token"),
     "analysis_traffic": Call("GET", "/api/v1/analysis/traffic"),
     "analysis_metrics": Call("GET", "/api/v1/analysis/metrics"),
+    "list_tasks": Call("GET", "/api/v1/tasks"),
+    "create_task": Call("POST", "/api/v1/tasks", lambda _: _TASK_BODY),
+    "dry_run_task": Call("POST", "/api/v1/tasks/dry-run", lambda _: {**_TASK_BODY, "wait": 0}),
+    "show_task": Call("GET", "/api/v1/tasks/{task}"),
+    "delete_task": Call("DELETE", "/api/v1/tasks/{stopped_task}"),
+    "stop_task": Call("POST", "/api/v1/tasks/{task}/stop"),
+    "retry_task": Call("POST", "/api/v1/tasks/{stopped_task}/retry"),
+    "task_events": Call("GET", "/api/v1/tasks/{task}/events"),
+    "list_secrets": Call("GET", "/api/v1/secrets"),
+    "create_secret": Call("POST", "/api/v1/secrets",
+                          lambda _: {"name": f"s{next(_names)}", "username": "u", "password": "registry-pass"}),
+    "delete_secret": Call("DELETE", "/api/v1/secrets/{secret}"),
     "logout": Call("POST", "/api/v1/logout"),
 }
 OPERATORS = {"admin", "operator"}
+# Tasks go to the hosts with this label (a host row _fill writes; down: the task waits for it).
+_TASK_BODY = {"image": {"reference": "team/app:1"}, "targets": {"selector": {"matrix": "yes"}}}
 
 EVERYONE = {"admin", "operator", "viewer"}
 # Which roles each endpoint lets through.
@@ -81,6 +96,17 @@ ALLOWED = {
     "rotate_cluster_token": OPERATORS,
     "analysis_traffic": EVERYONE,
     "analysis_metrics": EVERYONE,
+    "list_tasks": EVERYONE,
+    "create_task": OPERATORS,
+    "dry_run_task": OPERATORS,
+    "show_task": EVERYONE,
+    "delete_task": OPERATORS,
+    "stop_task": OPERATORS,
+    "retry_task": OPERATORS,
+    "task_events": EVERYONE,
+    "list_secrets": EVERYONE,
+    "create_secret": OPERATORS,
+    "delete_secret": OPERATORS,
     "logout": EVERYONE,
 }
 # The permission a refusal names.
@@ -93,6 +119,10 @@ NEEDS = {
     "uncordon_host": "targets:write", "list_clusters": "targets:read", "create_cluster": "targets:write",
     "show_cluster": "targets:read", "update_cluster": "targets:write", "delete_cluster": "targets:write",
     "rotate_cluster_token": "targets:write", "analysis_traffic": "analysis:read", "analysis_metrics": "analysis:read",
+    "list_tasks": "tasks:read", "create_task": "tasks:write", "dry_run_task": "tasks:write",
+    "show_task": "tasks:read", "delete_task": "tasks:write", "stop_task": "tasks:write",
+    "retry_task": "tasks:write", "task_events": "tasks:read",
+    "list_secrets": "secrets:read", "create_secret": "secrets:write", "delete_secret": "secrets:write",
 }
 
 
@@ -129,6 +159,27 @@ async def _fill(platform: Running, call: Call, headers: dict[str, str]) -> str:
         async with platform.app.platform.sessions.begin() as session:  # type: ignore[union-attr]
             session.add(Host(host_id=host_id, labels={}, first_seen=1.0, last_seen=1.0))
         path = path.replace("{host}", host_id)
+    if path.startswith("/api/v1/tasks"):
+        async with platform.app.platform.sessions() as session:  # type: ignore[union-attr]
+            seen = (await session.execute(select(Host).where(Host.host_id == "matrix-host"))).scalar()
+        if seen is None:
+            async with platform.app.platform.sessions.begin() as session:  # type: ignore[union-attr]
+                session.add(Host(host_id="matrix-host", labels={"matrix": "yes"}, first_seen=1.0, last_seen=1.0))
+    for hole, stop in (("{task}", False), ("{stopped_task}", True)):
+        if hole in path:
+            admin = await platform.admin()
+            made = await platform.http.post("/api/v1/tasks", json=_TASK_BODY, headers=admin)
+            assert made.status_code == 201, made.text
+            if stop:
+                stopped = await platform.http.post(f"/api/v1/tasks/{made.json()['id']}/stop", headers=admin)
+                assert stopped.status_code == 200, stopped.text
+            path = path.replace(hole, str(made.json()["id"]))
+    if "{secret}" in path:
+        secret = f"s{next(_names)}"
+        made = await platform.http.post("/api/v1/secrets", json={"name": secret, "username": "u", "password": "p"},
+                                        headers=await platform.admin())
+        assert made.status_code == 201, made.text
+        path = path.replace("{secret}", secret)
     if "{cluster}" in path:
         cluster = f"k{next(_names)}"
         made = await platform.http.post("/api/v1/clusters", json={"name": cluster}, headers=await platform.admin())
