@@ -19,6 +19,10 @@ from tests.manager.conftest import Running
 _names = itertools.count()
 
 
+# Tasks go to the hosts with this label (a host row _fill writes; down: the task waits for it).
+_TASK_BODY: dict[str, Any] = {"image": {"reference": "team/app:1"}, "targets": {"selector": {"matrix": "yes"}}}
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -67,8 +71,6 @@ CALLS = {
     "logout": Call("POST", "/api/v1/logout"),
 }
 OPERATORS = {"admin", "operator"}
-# Tasks go to the hosts with this label (a host row _fill writes; down: the task waits for it).
-_TASK_BODY = {"image": {"reference": "team/app:1"}, "targets": {"selector": {"matrix": "yes"}}}
 
 EVERYONE = {"admin", "operator", "viewer"}
 # Which roles each endpoint lets through.

@@ -58,7 +58,7 @@ class Tasks:
 
     async def state(self, task_id: int, state: str) -> dict[str, Any]:
         async def reached() -> bool:
-            return (await self.show(task_id))["state"] == state
+            return bool((await self.show(task_id))["state"] == state)
 
         await self.until(reached, f"task {task_id} {state}")
         return await self.show(task_id)
@@ -98,7 +98,7 @@ async def test_a_task_to_hosts_by_id_and_label_succeeds_when_every_host_did(task
     tasks.board.report("a", "running", 40, 100, upstream=40, blobs=blobs)
 
     async def a_progressed() -> bool:
-        return (await tasks.show(task["id"]))["hosts"][0]["bytes_done"] == 40
+        return bool((await tasks.show(task["id"]))["hosts"][0]["bytes_done"] == 40)
 
     await tasks.until(a_progressed, "host a's progress stored")
     shown = await tasks.show(task["id"])
