@@ -1,5 +1,5 @@
 """The platform's commands over its API (manager/client.py): `login`, `logout`, `user ...`, `token ...`, `host ...`,
-`cluster ...`, `analysis`.
+`cluster ...`, `analysis`; `task ...` and `secret ...` in damselfly/task_cli.py.
 
 Each takes `--server URL` and `--token T`; `$DAMSELFLY_SERVER` and `$DAMSELFLY_TOKEN` when they are not given, and
 else the session `damselfly login` stored. A refusal exits 1 with the server's reason on one line; so does a server
@@ -22,7 +22,7 @@ from manager.permissions import Permission, Role
 
 from . import session_file
 
-COMMANDS = ("login", "logout", "user", "token", "host", "cluster", "analysis")
+COMMANDS = ("login", "logout", "user", "token", "host", "cluster", "analysis", "task", "secret")
 HOST_STATES = ("healthy", "stale", "down")
 SERVER_ENV = "DAMSELFLY_SERVER"
 TOKEN_ENV = "DAMSELFLY_TOKEN"
@@ -74,6 +74,9 @@ def add_parsers(commands: Any) -> None:
     for sub in (make, tokens, drop):
         _connection_flags(sub)
     _add_target_parsers(commands)
+    from . import task_cli  # it takes its helpers from this module: imported once this one is
+
+    task_cli.add_parsers(commands)
 
 
 def _add_target_parsers(commands: Any) -> None:
@@ -130,8 +133,11 @@ def _add_target_parsers(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     name = " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
+    from . import task_cli
+
+    key = (args.command, getattr(args, "action", None))
     try:
-        _HANDLERS[(args.command, getattr(args, "action", None))](args)
+        (_HANDLERS.get(key) or task_cli.HANDLERS[key])(args)
     except (ClientError, CommandError) as exc:
         print(f"damselfly {name}: {exc}", file=sys.stderr)
         return 1

@@ -64,9 +64,11 @@ class ManagerClient:
         self.close()
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                 params: list[tuple[str, str]] | None = None) -> httpx.Response:
+                 params: list[tuple[str, str]] | None = None, read_timeout: float | None = None) -> httpx.Response:
+        timeout = httpx.Timeout(read_timeout, connect=5.0) if read_timeout else TIMEOUT
         try:
-            answer = self._http.request(method, PREFIX + path, json=body, params=tuple(params or ()))
+            answer = self._http.request(method, PREFIX + path, json=body, params=tuple(params or ()),
+                                        timeout=timeout)
         except httpx.TimeoutException:
             raise ClientError(f"{self.server} did not answer in time") from None
         except httpx.TransportError as exc:
@@ -76,8 +78,8 @@ class ManagerClient:
         return answer
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              params: list[tuple[str, str]] | None = None) -> Any:
-        answer = self._request(method, path, body, params)
+              params: list[tuple[str, str]] | None = None, read_timeout: float | None = None) -> Any:
+        answer = self._request(method, path, body, params, read_timeout)
         if answer.status_code == 204 or not answer.content:
             return None
         try:
@@ -166,6 +168,41 @@ class ManagerClient:
         """The same series as CSV, with a header line."""
         query = [*_traffic_query(since, step, cluster, host), ("format", "csv")]
         return self._request("GET", "/analysis/traffic", params=query).text
+
+
+    def create_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("POST", "/tasks", body))
+
+    def dry_run_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        # The server waits for the hosts' answers, up to a minute.
+        return cast(dict[str, Any], self._call("POST", "/tasks/dry-run", body, read_timeout=75.0))
+
+    def tasks(self, state: str = "", kind: str = "") -> list[dict[str, Any]]:
+        query = [(name, value) for name, value in (("state", state), ("kind", kind)) if value]
+        return cast(list[dict[str, Any]], self._pages("/tasks", query))
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self._call("GET", f"/tasks/{_segment(task_id)}"))
+
+    def task_action(self, task_id: str, action: str) -> dict[str, Any]:
+        """`stop` or `retry`."""
+        return cast(dict[str, Any], self._call("POST", f"/tasks/{_segment(task_id)}/{action}"))
+
+    def delete_task(self, task_id: str) -> None:
+        self._call("DELETE", f"/tasks/{_segment(task_id)}")
+
+    def task_events(self, task_id: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._pages(f"/tasks/{_segment(task_id)}/events"))
+
+    def secrets(self) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._pages("/secrets"))
+
+    def create_secret(self, name: str, username: str, password: str) -> dict[str, Any]:
+        body = {"name": name, "username": username, "password": password}
+        return cast(dict[str, Any], self._call("POST", "/secrets", body))
+
+    def delete_secret(self, name: str) -> None:
+        self._call("DELETE", f"/secrets/{_segment(name)}")
 
 
 def _traffic_query(since: str, step: str, cluster: str, host: str) -> list[tuple[str, str]]:

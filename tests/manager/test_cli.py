@@ -98,3 +98,36 @@ def test_the_manager_alone_exits_if_its_database_cannot_be_opened(tmp_path: Path
     assert "the platform is unavailable" in run.stderr
     assert "very-secret-pw" not in run.stderr + run.stdout
     assert "Traceback" not in run.stderr
+
+
+def test_secret_and_task_commands_say_one_line_and_never_show_a_password(server: str, tmp_path: Path) -> None:
+    home = tmp_path / "admin"
+    assert damselfly(["login", "--server", server, "--username", "admin", "--password-stdin"], home,
+                     PASSWORD + "\n").returncode == 0
+    secret_file = tmp_path / "registry-password"
+    secret_file.write_text("registry-pw-9Kq\n")
+    made = damselfly(["secret", "create", "hub", "--username", "robot", "--password-file", str(secret_file)], home)
+    assert made.returncode == 0, made.stderr
+    by_env = damselfly(["secret", "create", "quay", "--username", "bot"], home,
+                       env={"DAMSELFLY_SECRET_PASSWORD": "env-pw-77x"})
+    assert by_env.returncode == 0, by_env.stderr
+    none = damselfly(["secret", "create", "x", "--username", "u"], home)
+    assert none.returncode == 1 and len(none.stderr.splitlines()) == 1 and "--password-file" in none.stderr
+    for listed in (damselfly(["secret", "list"], home), damselfly(["secret", "list", "--json"], home)):
+        assert listed.returncode == 0 and "hub" in listed.stdout and "quay" in listed.stdout
+        assert "registry-pw-9Kq" not in listed.stdout and "env-pw-77x" not in listed.stdout
+
+    # A manager alone without --supernode has no way to the hosts: refused, saying so, in one line.
+    task = damselfly(["task", "create", "image", "team/app:1", "--hosts", "a,b", "--rate", "50MB/s"], home)
+    assert task.returncode == 1 and len(task.stderr.splitlines()) == 1
+    assert task.stderr.startswith("damselfly task create: 503 this manager reaches no supernode")
+    bad = damselfly(["task", "create", "--image", "team/app:1", "--selector", "zone"], home)
+    assert bad.stderr == "damselfly task create: --selector: expected KEY=VALUE, got 'zone'\n"
+    neither = damselfly(["task", "create", "file", "http://files/x"], home)
+    assert neither.stderr == "damselfly task create: a file needs --path: where it lands on each host\n"
+    listed_tasks = damselfly(["task", "list"], home)
+    assert listed_tasks.returncode == 0 and listed_tasks.stdout.split()[:2] == ["id", "kind"]
+    missing = damselfly(["task", "show", "42", "--json"], home)
+    assert (missing.returncode, missing.stderr) == (1, "damselfly task show: 404 no task 42\n")
+    assert damselfly(["secret", "delete", "hub"], home).returncode == 0
+    assert "hub" not in damselfly(["secret", "list"], home).stdout
