@@ -121,7 +121,7 @@ async def _run_until_signal(servers: list[uvicorn.Server], tasks: list[asyncio.T
 
 def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicorn.Server:
     scheduler = Scheduler(config.scheduler_config())
-    # The jobs the supernode carries to its hosts; the platform hosted here will put them in place, as it reads the
+    # The jobs the supernode carries to its hosts; the platform hosted here puts them in place, as it reads the
     # hosts from the scheduler.
     job_board = JobBoard()
     app = create_supernode_app(config, scheduler, job_board)
@@ -130,11 +130,12 @@ def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicor
         # Imported here: SQLAlchemy and Alembic cost a peer process 1.5 s of CPU at start for nothing.
         from manager.app import ManagerApp
         from manager.host_source import SchedulerSource
+        from manager.job_channel import BoardChannel
 
         from . import hosting
 
         # It reads the hosts from this scheduler in place, and tells it the cordoned ones.
-        app = hosting.host(app, ManagerApp(manager, SchedulerSource(scheduler)))
+        app = hosting.host(app, ManagerApp(manager, SchedulerSource(scheduler), BoardChannel(job_board)))
     return make_server(
         app, tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca, zerocopy=False,
     )

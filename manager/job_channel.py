@@ -1,7 +1,8 @@
 """How a task's jobs reach the hosts: through the supernode each host already long-polls (supernode/jobs.py). One
 protocol, two implementations, as for the hosts (manager/host_source.py):
 
-- `BoardChannel`: the supernode's job board in this very process (the platform hosted by `damselfly supernode`);
+- `BoardChannel`: the supernode's job board (supernode/job_board.py) in this very process (the platform hosted by
+  `damselfly supernode`);
 - `SupernodeChannel`: the supernodes' API (`PUT`/`DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs`) with the
   operators' token, for a manager that runs alone. A host's jobs go to the supernode that owns its id
   (supernode/shards.py `owner_index`), the one its daemon long-polls.
@@ -19,8 +20,10 @@ from typing import Protocol
 
 import httpx
 
-from supernode import routes
-from supernode.jobs import Job, JobProgress, ProgressList
+from supernode.api import BadRequest
+from supernode.client import OperatorClient, SupernodeUnavailable
+from supernode.job_board import JobBoard, JobBoardFull, JobMoved
+from supernode.jobs import Job, JobProgress
 from supernode.shards import owner_index
 
 log = logging.getLogger(__name__)
@@ -46,25 +49,24 @@ class JobChannel(Protocol):
     async def close(self) -> None: ...
 
 
-class Board(Protocol):
-    """What `BoardChannel` needs of the supernode's in-process job board (supernode/job_board.py JobBoard)."""
-
-    def put(self, job: Job) -> bool: ...
-
-    def cancel(self, job_id: str) -> bool: ...
-
-    def progress(self) -> list[JobProgress]: ...
-
-
 class BoardChannel:
-    def __init__(self, board: Board) -> None:
+    """The supernode's JobBoard in this process. A cancel is the board's `withdraw`, what `DELETE /api/v1/jobs/{id}`
+    does: cancelled, and forgotten once its last progress is final."""
+
+    def __init__(self, board: JobBoard) -> None:
         self._board = board
 
     async def put(self, job: Job) -> bool:
-        return self._board.put(job)
+        try:
+            # False from the board means "held as it is already": put all the same.
+            self._board.put(job)
+        except (JobBoardFull, JobMoved) as exc:
+            raise ChannelUnavailable(str(exc)) from None
+        return True
 
     async def cancel(self, job_id: str, host_id: str) -> bool:
-        return self._board.cancel(job_id)
+        self._board.withdraw(job_id)
+        return True
 
     async def progress(self) -> list[JobProgress]:
         return list(self._board.progress())
@@ -74,65 +76,56 @@ class BoardChannel:
 
 
 class SupernodeChannel:
+    """The supernodes' job API (supernode/client.py OperatorClient), a host's jobs at the supernode owning its id."""
+
     def __init__(self, urls: Iterable[str], operator_token: str, *, timeout: float = 3.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.urls = [url.rstrip("/") for url in urls if url.strip()]
         if not self.urls:
             raise ValueError("at least one supernode URL")
-        headers = {"Authorization": f"Bearer {operator_token}"} if operator_token else {}
-        self._http = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout), trust_env=False,
-                                       transport=transport)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False, transport=transport)
+        self._clients = [OperatorClient(url, self._http, operator_token) for url in self.urls]
 
-    def owner(self, host_id: str) -> str:
-        return self.urls[owner_index(self.urls, host_id)]
+    def owner(self, host_id: str) -> OperatorClient:
+        return self._clients[owner_index(self.urls, host_id)]
 
     async def put(self, job: Job) -> bool:
-        url = self.owner(job.host_id) + routes.PUT_JOB.url(job_id=job.job_id)
-        answer = await self._request("PUT", url, job.to_json())
-        return answer.status_code < 300
+        try:
+            await self.owner(job.host_id).put_job(job)
+        except SupernodeUnavailable as exc:
+            # Its text, never the request's body: a job may carry a registry credential.
+            raise ChannelUnavailable(_line(exc)) from None
+        return True
 
     async def cancel(self, job_id: str, host_id: str) -> bool:
-        url = self.owner(host_id) + routes.CANCEL_JOB.url(job_id=job_id)
-        answer = await self._request("DELETE", url)
-        # 404: the supernode no longer holds it, which is what a cancel asks for.
-        return answer.status_code < 300 or answer.status_code == 404
+        try:
+            await self.owner(host_id).cancel_job(job_id)
+        except SupernodeUnavailable as exc:
+            raise ChannelUnavailable(_line(exc)) from None
+        return True
 
     async def progress(self) -> list[JobProgress]:
         """From every supernode at once; one that does not answer is logged and left out of this round."""
-        answers = await asyncio.gather(*(self._progress_of(url) for url in self.urls), return_exceptions=True)
+        answers = await asyncio.gather(*(client.list_job_progress() for client in self._clients),
+                                       return_exceptions=True)
         found: list[JobProgress] = []
         failures = 0
         for url, answer in zip(self.urls, answers, strict=True):
-            if isinstance(answer, ChannelUnavailable):
+            if isinstance(answer, SupernodeUnavailable | ValueError | BadRequest):
                 failures += 1
-                log.warning("supernode %s: job progress not read: %s", url, answer)
+                log.warning("supernode %s: job progress not read: %s", url, _line(answer))
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                found.extend(answer)
+                found.extend(answer.progress)
         if failures == len(self.urls):
             raise ChannelUnavailable("no supernode answered for the jobs' progress")
         return found
 
-    async def _progress_of(self, url: str) -> list[JobProgress]:
-        answer = await self._request("GET", url + routes.LIST_JOB_PROGRESS.url())
-        if answer.status_code >= 300:
-            raise ChannelUnavailable(f"answered {answer.status_code}")
-        try:
-            return list(ProgressList.parse(answer.json()).progress)
-        except (ValueError, TypeError) as exc:
-            raise ChannelUnavailable(f"answered no progress list: {str(exc)[:120]}") from None
-
-    async def _request(self, method: str, url: str, body: dict[str, object] | None = None) -> httpx.Response:
-        try:
-            answer = await self._http.request(method, url, json=body)
-        except httpx.HTTPError as exc:
-            # The exception's text, not the request: the body may carry a registry credential.
-            raise ChannelUnavailable(f"{url.split('/api/', 1)[0]}: {type(exc).__name__}") from None
-        if answer.status_code in (401, 403):
-            raise ChannelUnavailable(f"{url.split('/api/', 1)[0]} refused the operators' token "
-                                     f"({answer.status_code})")
-        return answer
-
     async def close(self) -> None:
         await self._http.aclose()
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -14,7 +14,7 @@ from manager.app import ManagerApp
 from manager.config import ManagerConfig
 from manager.host_source import HostSource
 from manager.job_channel import BoardChannel, JobChannel
-from tests.manager.job_board_double import BoardDouble
+from tests.manager.played_board import PlayedBoard
 from tests.support.postgres import PostgresCluster, PostgresMissing
 
 ADMIN_PASSWORD = "admin-pass-1"
@@ -77,9 +77,9 @@ async def start(config: ManagerConfig, hosts: HostSource | None = None,
 
 @pytest.fixture
 async def platform(manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
-    """With a job channel (over an in-memory board: no host takes the jobs), so that the task endpoints answer."""
+    """With a job channel (over a real job board that no host reads), so that the task endpoints answer."""
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    async for running in start(manager_config, jobs=BoardChannel(BoardDouble())):
+    async for running in start(manager_config, jobs=BoardChannel(PlayedBoard())):
         yield running
 
 

@@ -19,23 +19,23 @@ from manager.job_channel import BoardChannel
 from manager.secret_box import KEY_FILE, SecretBox, SecretUnreadable
 from supernode.scheduler import Scheduler
 from tests.manager.conftest import ADMIN_PASSWORD, Running, start
-from tests.manager.job_board_double import BoardDouble
+from tests.manager.played_board import PlayedBoard
 
 PASSWORD = "registry-pass-Zq81xv"
 
 
 @pytest.fixture
 async def hosted(manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch,
-                 ) -> AsyncIterator[tuple[Running, Scheduler, BoardDouble]]:
+                 ) -> AsyncIterator[tuple[Running, Scheduler, PlayedBoard]]:
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    scheduler, board = Scheduler(), BoardDouble()
+    scheduler, board = Scheduler(), PlayedBoard()
     async for running in start(replace(manager_config, task_round=0.05), SchedulerSource(scheduler),
                                BoardChannel(board)):
         yield running, scheduler, board
 
 
 async def test_a_secrets_password_is_in_no_answer_nor_log_and_reaches_only_the_job(
-    hosted: tuple[Running, Scheduler, BoardDouble], caplog: pytest.LogCaptureFixture,
+    hosted: tuple[Running, Scheduler, PlayedBoard], caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     platform, scheduler, board = hosted

@@ -1,8 +1,8 @@
 """Distribution tasks through the API on SQLite and PostgreSQL, with the real manager app and its task runner.
 
 The hosts are a real Scheduler's peers (the supernode's registry, read in place as a hosted platform does). The job
-channel is the real BoardChannel over an in-memory board (tests/manager/job_board_double.py), where the test plays
-the hosts by posting their progress: the end-to-end tests with real hosts are elsewhere.
+channel is the real BoardChannel over the supernode's real JobBoard (tests/manager/played_board.py), where the test
+plays the hosts by recording their progress: the end-to-end tests with real hosts are elsewhere.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from manager.job_channel import BoardChannel
 from supernode.jobs import BlobProgress
 from supernode.scheduler import Scheduler
 from tests.manager.conftest import ADMIN_PASSWORD, Running, start
-from tests.manager.job_board_double import BoardDouble
+from tests.manager.played_board import PlayedBoard
 
 IMAGE = {"reference": "registry.example.com/team/app:1.4", "platforms": ["linux/amd64"]}
 
@@ -30,7 +30,7 @@ IMAGE = {"reference": "registry.example.com/team/app:1.4", "platforms": ["linux/
 class Tasks:
     platform: Running
     scheduler: Scheduler
-    board: BoardDouble
+    board: PlayedBoard
     admin: dict[str, str]
 
     def host(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
@@ -64,7 +64,7 @@ class Tasks:
         return await self.show(task_id)
 
 
-async def _tasks(config: ManagerConfig, board: BoardDouble, scheduler: Scheduler) -> AsyncIterator[Tasks]:
+async def _tasks(config: ManagerConfig, board: PlayedBoard, scheduler: Scheduler) -> AsyncIterator[Tasks]:
     async for running in start(config, SchedulerSource(scheduler), BoardChannel(board)):
         yield Tasks(running, scheduler, board, await running.admin())
 
@@ -73,7 +73,7 @@ async def _tasks(config: ManagerConfig, board: BoardDouble, scheduler: Scheduler
 async def tasks(manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Tasks]:
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     config = replace(manager_config, task_round=0.05)
-    async for running in _tasks(config, BoardDouble(), Scheduler()):
+    async for running in _tasks(config, PlayedBoard(), Scheduler()):
         yield running
 
 
@@ -247,7 +247,7 @@ async def test_a_restarted_manager_resumes_its_running_task_without_duplicating_
 ) -> None:
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     config = replace(manager_config, task_round=0.05)
-    board, scheduler = BoardDouble(), Scheduler()
+    board, scheduler = PlayedBoard(), Scheduler()
     task_id = 0
     async for first in _tasks(config, board, scheduler):
         first.host("a", "10.0.0.1")
@@ -260,7 +260,7 @@ async def test_a_restarted_manager_resumes_its_running_task_without_duplicating_
     held = set(board.jobs)
     assert len(held) == 1
     # The supernode restarted too, and forgot every job: the new manager puts b's again, the same job.
-    forgetful = BoardDouble()
+    forgetful = PlayedBoard()
     async for second in _tasks(config, forgetful, scheduler):
         await second.until(lambda: set(forgetful.jobs) == held, "b's job put again")
         shown = await second.show(task_id)
@@ -270,7 +270,7 @@ async def test_a_restarted_manager_resumes_its_running_task_without_duplicating_
         # a's job, already done, was not given again; b's is one job however often it was put.
         assert set(forgetful.puts) == held
     # And with a board that kept its jobs: putting them again keeps one job each.
-    board_kept = BoardDouble()
+    board_kept = PlayedBoard()
     async for third in _tasks(config, board_kept, scheduler):
         third.host("c", "10.0.0.3")
         other = (await third.create(targets={"hosts": ["c"]})).json()["id"]
