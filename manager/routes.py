@@ -107,7 +107,7 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("show_host", "GET", f"{PREFIX}/hosts/{{host_id}}", api_hosts.show_host, "one host",
              Permission.TARGETS_READ),
     ApiRoute("cordon_host", "POST", f"{PREFIX}/hosts/{{host_id}}/cordon", api_hosts.cordon_host,
-             "cordon a host: chosen as no parent (and, to come, given no task)", Permission.TARGETS_WRITE),
+             "cordon a host: chosen as no parent, given no task", Permission.TARGETS_WRITE),
     ApiRoute("uncordon_host", "POST", f"{PREFIX}/hosts/{{host_id}}/uncordon", api_hosts.uncordon_host,
              "lift a host's cordon", Permission.TARGETS_WRITE),
     ApiRoute("list_clusters", "GET", f"{PREFIX}/clusters", api_clusters.list_clusters, "list clusters",
