@@ -84,12 +84,19 @@ class TaskRunner:
         self._put_at: dict[str, float] = {}
         # The first round puts every live job again (the supernode may have lost it while we were down).
         self._resuming = True
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """End `run` after the round under way: not cancelled mid-transaction (ManagerApp cancels it only if that
+        round outlasts its bound)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             # Cleared before the round: a wake during it makes the next round come at once.
             self._wake.clear()
             try:
