@@ -15,7 +15,7 @@ from manager.config import ManagerConfig
 from manager.host_source import SupernodeApiSource
 from manager.job_channel import ChannelUnavailable, SupernodeChannel
 from supernode.config import SupernodeConfig
-from supernode.jobs import Job, JobList
+from supernode.jobs import ImageSpec, Job, JobList
 from supernode.server import create_app as create_supernode_app
 from tests.manager.conftest import ADMIN_PASSWORD
 from tests.support.identities import OPERATOR_TOKEN, credential_headers, register_body
@@ -88,3 +88,33 @@ async def test_a_refused_token_or_an_unreachable_supernode_is_a_channel_error_of
     finally:
         await wrong.close()
         await away.close()
+
+
+async def test_with_two_supernodes_a_hosts_job_goes_to_the_one_its_daemon_polls() -> None:
+    from starlette.types import Receive, Scope, Send
+
+    from supernode.shards import owner_index
+
+    apps = {name: create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN)) for name in ("sn1", "sn2")}
+
+    async def by_host(scope: Scope, receive: Receive, send: Send) -> None:
+        host = dict(scope["headers"])[b"host"].decode()
+        await apps[host](scope, receive, send)
+
+    urls = ["http://sn1", "http://sn2"]
+    channel = SupernodeChannel(urls, OPERATOR_TOKEN, transport=httpx.ASGITransport(app=by_host))
+    try:
+        hosts = [f"host-{n}" for n in range(6)]
+        for host in hosts:
+            await channel.put(Job(f"j-{host}", "1", host, "image", image=ImageSpec("team/app:1")))
+        operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=by_host)) as http:
+            for host in hosts:
+                owner = urls[owner_index(urls, host)]
+                other = urls[1 - owner_index(urls, host)]
+                # The peer's shards (supernode/shards.py) poll the owner of the host's id: the job is there only.
+                assert (await http.delete(f"{other}/api/v1/jobs/j-{host}", headers=operator)).status_code == 404
+                assert (await http.delete(f"{owner}/api/v1/jobs/j-{host}", headers=operator)).status_code == 204
+        assert len({owner_index(urls, host) for host in hosts}) == 2
+    finally:
+        await channel.close()
