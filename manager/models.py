@@ -1,6 +1,6 @@
 """The tables: users, API tokens, sessions (migration 0001), the audit log (0002), hosts and clusters (0003), the
-hosts' traffic and the hosts' cluster token hashes (0005), distribution tasks, their hosts and events, and registry
-secrets (0004, after 0005).
+hosts' traffic and the hosts' cluster token hashes (0004), distribution tasks, their hosts and events, and registry
+secrets (0005).
 
 Times are seconds since the epoch (a float), the same in SQLite and PostgreSQL; tokens and users' passwords are
 stored only as hashes; a registry secret's password, which must be handed to hosts, is encrypted
@@ -97,7 +97,7 @@ class Host(Base):
     # Who cordoned it, when: shown with the host.
     cordoned_by: Mapped[str] = mapped_column(String(64), default="")
     cordoned_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # The sha256 of the cluster join token the host registered with ("" for none; 0005): it places the host in the
+    # The sha256 of the cluster join token the host registered with ("" for none; 0004): it places the host in the
     # cluster whose token hash it is. Never shown.
     cluster_token_hash: Mapped[str] = mapped_column(String(64), default="")
 

@@ -1,7 +1,7 @@
 """Distribution tasks, their hosts (one job each) and transaction log; registry secrets (password encrypted).
 
-Revision ID: 0004
-Revises: 0005 (0005 came first, on another branch: the ids are names, the chain is 0003, 0005, 0004)
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision: str | None = "0005"
+revision = "0005"
+down_revision: str | None = "0004"
 branch_labels = None
 depends_on = None
 

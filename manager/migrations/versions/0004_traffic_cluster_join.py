@@ -1,7 +1,7 @@
 """The hosts' traffic: their counters as last sampled, and the bytes they moved per hour (manager/traffic.py); and
 the hash of the cluster join token each host registered with (manager/hosts.py).
 
-Revision ID: 0005
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
+revision = "0004"
 down_revision: str | None = "0003"
 branch_labels = None
 depends_on = None
