@@ -17,6 +17,8 @@ class AgentConfig:
     default_registry: str = "docker.io"
     # The web servers a file job may fetch from: no other (as for `damselfly get`).
     file_origins: tuple[FileOrigin, ...] = ()
+    # The directories a file job may write into (below them only); none: file jobs are refused.
+    file_dirs: tuple[str, ...] = ()
     # How long one long-poll of the host's jobs is held at the supernode.
     poll_wait: float = 25.0
     # How often a running job's progress is posted at most (a state change is posted at once).

@@ -38,7 +38,7 @@ async def run_file_job(job: Job, tracker: JobTracker, peer: PeerService, config:
         raise JobFailed(str(exc)) from exc
     client = OriginClient(origin, peer.config.upstream)
     try:
-        await _fetch_to(spec.path, job, tracker, peer, client, content)
+        await _fetch_to(spec.path, job, tracker, peer, client, content, config)
     except (OriginError, DownloadFailed, OSError) as exc:
         raise JobFailed(str(exc)) from exc
     except RegistryError as exc:  # the disk quota (507)
@@ -47,14 +47,31 @@ async def run_file_job(job: Job, tracker: JobTracker, peer: PeerService, config:
         await client.aclose()
 
 
+def check_destination(path: Path, allowed: tuple[str, ...]) -> None:
+    """`path` lies below one of the host's `--file-job-dirs` once every symbolic link of its directory is resolved
+    (a link inside an allowed directory must not lead out of it); raises JobFailed saying why not."""
+    if not allowed:
+        raise JobFailed("file jobs are not allowed on this host: its peer has no --file-job-dirs")
+    if path.name in ("", ".", ".."):
+        raise JobFailed(f"{str(path)[:300]} does not name a file")
+    real = Path(os.path.realpath(path.parent)) / path.name
+    for directory in allowed:
+        root = Path(os.path.realpath(directory))
+        if real.parent == root or root in real.parent.parents:
+            return
+    raise JobFailed(f"{str(path)[:300]} is not below this host's --file-job-dirs ({', '.join(allowed)[:300]})")
+
+
 async def _fetch_to(
-    path: str, job: Job, tracker: JobTracker, peer: PeerService, client: OriginClient, content: Digest | None
+    path: str, job: Job, tracker: JobTracker, peer: PeerService, client: OriginClient, content: Digest | None,
+    config: AgentConfig,
 ) -> None:
     spec = job.file
     assert spec is not None
     directory = Path(path).parent
     if not await asyncio.to_thread(directory.is_dir):
         raise JobFailed(f"the directory {str(directory)[:300]} of the file's path does not exist on this host")
+    await asyncio.to_thread(check_destination, Path(path), config.file_dirs)
     origin_file = await client.probe(spec.url, {})
     size = origin_file.size
     if content is not None:

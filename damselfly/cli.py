@@ -200,7 +200,7 @@ async def _run_peer(
         await peer.start()
         if peer_config.agent:
             # The jobs the platform gives this host (agent/): started once the peer is registered.
-            agent = Agent(peer, _agent_config(proxy_config))
+            agent = Agent(peer, _agent_config(proxy_config, peer_config))
             await agent.start()
         server = make_server(
             create_proxy_app(proxy_config, peer), tls_cert=proxy_config.tls_cert, tls_key=proxy_config.tls_key
@@ -229,8 +229,10 @@ async def _run_peer(
     return 0
 
 
-def _agent_config(proxy: ProxyConfig) -> AgentConfig:
-    """The registries and file origins of the proxy's settings: a job fetches from where a client of this host may."""
+def _agent_config(proxy: ProxyConfig, peer: PeerConfig) -> AgentConfig:
+    """The registries and file origins of the proxy's settings: a job fetches from where a client of this host may;
+    and where the host lets file jobs write."""
     return AgentConfig(
-        registries=proxy.registries, default_registry=proxy.default_registry, file_origins=proxy.file_origins
+        registries=proxy.registries, default_registry=proxy.default_registry, file_origins=proxy.file_origins,
+        file_dirs=tuple(d.strip() for d in peer.file_job_dirs.split(",") if d.strip()),
     )

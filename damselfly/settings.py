@@ -263,6 +263,7 @@ def peer_configs(
     if supernode_url:
         peer_values["supernode_url"] = supernode_url
     _check_quota(peer_values)
+    _check_file_job_dirs(str(peer_values.get("file_job_dirs", "")))
     proxy_values = read(proxy_section, args, section(conf, "proxy"))
     registries = {r.name: r for r in registries_from(conf)}
     default = str(proxy_values.pop("default_registry", ""))
@@ -282,6 +283,12 @@ def peer_configs(
         default_registry=default, registries=registries, file_origins=file_origins_from(conf), **proxy_values
     )
     return PeerConfig(**peer_values), proxy
+
+
+def _check_file_job_dirs(joined: str) -> None:
+    for directory in (d.strip() for d in joined.split(",") if d.strip()):
+        if not directory.startswith("/") or directory == "/":
+            raise SettingsError(f"--file-job-dirs {directory[:200]!r}: an absolute directory other than / is needed")
 
 
 def _check_quota(values: dict[str, Any]) -> None:

@@ -83,6 +83,13 @@ class PeerConfig:
         Setting("run the distribution jobs the platform gives this host through the supernode (agent/)", key="agent",
                 flag="--no-agent", kind="disable"),
     )
+    # Where the platform's file jobs may write on this host. The daemon runs as root: without this bound, anyone
+    # allowed to run a task could write any file on every host (a cron job, a key); so none by default.
+    file_job_dirs: str = setting(
+        "",
+        Setting("comma-separated absolute directories the platform's file jobs may write into, below them only "
+                "(none: file jobs are refused)", key="file_job_dirs", flag="--file-job-dirs", metavar="DIR[,DIR...]"),
+    )
     # Pieces fetched from parents at once, and per parent.
     max_inflight: int = 8
     max_inflight_per_parent: int = 3

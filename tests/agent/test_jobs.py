@@ -42,7 +42,9 @@ def cluster(
 ) -> Iterator[DamselflyCluster]:
     with DamselflyCluster(
         tmp_path_factory.mktemp("cluster"), upstream_url=registry.url, peers_count=2, operator_token=OPERATOR_TOKEN,
-        config_text=f'[[file_origin]]\nurl = "{nginx.url}/"\n',
+        # File jobs may write below the tests' temporary directories only.
+        config_text=f'[peer]\nfile_job_dirs = "{tmp_path_factory.getbasetemp()}"\n\n'
+        f'[[file_origin]]\nurl = "{nginx.url}/"\n',
     ) as started:
         yield started
 
@@ -180,6 +182,33 @@ def test_a_file_job_writes_the_file_atomically_with_its_sha256(
     assert (lost.state, lost.error) == (
         "failed", f"the directory {tmp_path / 'missing'} of the file's path does not exist on this host"
     )
+
+
+def test_a_file_job_outside_the_hosts_file_job_dirs_is_refused_and_writes_nothing(
+    cluster: DamselflyCluster, nginx: NginxOrigin, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    (nginx.root / "cron.bin").write_bytes(b"* * * * * root id\n")
+    outside = Path("/var/tmp") / f"damselfly-test-{time.monotonic_ns()}"
+    outside.mkdir()
+    try:
+        peer = cluster.peers[0]
+        target = outside / "evil"
+        spec = FileSpec(f"{nginx.url}/cron.bin", str(target))
+        put(cluster, Job("file-outside", "task-2", host_id(peer), "file", file=spec))
+        refused = final(cluster, "file-outside")
+        assert refused.state == "failed" and "is not below this host's --file-job-dirs" in refused.error
+        # A symbolic link inside an allowed directory does not lead out of it.
+        inside = tmp_path_factory.mktemp("links")
+        (inside / "escape").symlink_to(outside)
+        spec = FileSpec(f"{nginx.url}/cron.bin", str(inside / "escape" / "evil"))
+        put(cluster, Job("file-escape", "task-2", host_id(peer), "file", file=spec))
+        escaped = final(cluster, "file-escape")
+        assert escaped.state == "failed" and "is not below this host's --file-job-dirs" in escaped.error
+        assert list(outside.iterdir()) == []
+    finally:
+        for entry in outside.iterdir():
+            entry.unlink()
+        outside.rmdir()
 
 
 def test_a_file_under_no_configured_origin_is_refused(cluster: DamselflyCluster, tmp_path: Path) -> None:
