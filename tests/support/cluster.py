@@ -109,9 +109,12 @@ class DamselflyCluster:
             self.operator_token,
         )
 
-    def add_peer(self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly") -> PeerProcess:
+    def add_peer(
+        self, index: int, extra_args: list[str] | None = None, entry: str = "damselfly", wrap: list[str] | None = None
+    ) -> PeerProcess:
         """Start a peer: `python -m <entry> peer ...`; a test entry point such as tests.support.faulty_peer
-        takes the same flags as `damselfly` and wires a faulty peer."""
+        takes the same flags as `damselfly` and wires a faulty peer. `wrap` goes before the command (a program that
+        execs it, e.g. in a namespace of its own)."""
         mirror_port, upload_port, files_port = free_port(), free_port(), free_port()
         data_dir = self.workdir / f"peer{index}"
         args = [
@@ -129,6 +132,7 @@ class DamselflyCluster:
             config_path.write_text(self.config_text)
             args += ["--config", str(config_path)]
         log_path = self.workdir / f"peer{index}.log"
+        args = [*(wrap or []), *args]
         process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}", self.join_token)
         peer = PeerProcess(
             index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token, files_port
