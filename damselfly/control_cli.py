@@ -125,6 +125,9 @@ def _add_target_parsers(commands: Any) -> None:
     whose = analysis.add_mutually_exclusive_group()
     whose.add_argument("--cluster", default="", metavar="N", help="only the hosts of this cluster")
     whose.add_argument("--host", default="", metavar="ID", help="only this host")
+    whose.add_argument("--task", default="", metavar="ID", help="one task's figures: duration, per-host p50/p95/max, "
+                       "success rate, bytes from the upstream and from peers")
+    whose.add_argument("--tasks", action="store_true", help="the figures of every task created in --since")
     shape = analysis.add_mutually_exclusive_group()
     shape.add_argument("--csv", action="store_true", help="CSV, with a header line")
     shape.add_argument("--json", action="store_true")
@@ -351,6 +354,9 @@ def _cluster_token(args: argparse.Namespace) -> None:
 
 
 def _analysis(args: argparse.Namespace) -> None:
+    if args.task or args.tasks:
+        _task_analysis(args)
+        return
     with _client(args) as client:
         if args.csv:
             sys.stdout.write(client.traffic_csv(args.since, args.step, args.cluster, args.host))
@@ -366,6 +372,30 @@ def _analysis(args: argparse.Namespace) -> None:
 
 
 _TRAFFIC = ("fetched_upstream", "fetched_peers", "served_peers", "served_clients")
+_TASK_FIGURES = ("id", "state", "duration", "hosts", "succeeded", "failed", "success_rate", "host_p50", "host_p95",
+                 "host_max", "from_upstream", "from_peers", "saved")
+
+
+def _task_analysis(args: argparse.Namespace) -> None:
+    with _client(args) as client:
+        if args.csv:
+            if args.task:
+                raise CommandError("--csv goes with --tasks (every task of --since), not --task")
+            sys.stdout.write(client.tasks_figures_csv(args.since))
+            return
+        answer = client.task_figures(args.task) if args.task else client.tasks_figures(args.since)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return
+    figures = [answer] if args.task else answer["tasks"]
+    shown = [{**f, "from_upstream": _bytes(f["from_upstream"]), "from_peers": _bytes(f["from_peers"]),
+              "success_rate": _ratio(f["success_rate"]), "saved": _ratio(f["saved_ratio"]),
+              **{k: "-" if f[k] is None else f"{f[k]:.1f}s" for k in ("duration", "host_p50", "host_p95", "host_max")}}
+             for f in figures]
+    _print_table(shown, list(_TASK_FIGURES))
+    for figure in figures:
+        for failed in figure["failed_hosts"]:
+            print(f"task {figure['id']}: host {failed['host']} failed: {failed['error']}")
 
 
 def _ratio(value: float | None) -> str:

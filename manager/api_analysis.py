@@ -1,5 +1,6 @@
 """Analysis: the hosts' traffic over time (`/api/v1/analysis/traffic`, JSON or CSV) and as Prometheus metrics
-(`/api/v1/analysis/metrics`), from what manager/traffic.py recorded.
+(`/api/v1/analysis/metrics`), from what manager/traffic.py recorded; and the distribution tasks' figures
+(`/api/v1/analysis/tasks`, `/api/v1/analysis/tasks/{task_id}`: manager/task_analysis.py).
 
 `saved_ratio` is fetched_peers / (fetched_peers + fetched_upstream): the share of the bytes the hosts fetched that
 did not come from the upstream (null when nothing was fetched).
@@ -13,13 +14,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.responses import JSONResponse, Response
 
-from . import traffic
+from . import task_analysis, traffic
 from .api_errors import invalid, not_found
+from .api_tasks import TASK_STATES, load_task, task_id_of
 from .context import Context
-from .models import Cluster, Host
+from .models import Cluster, Host, Task, TaskHost
 from .tokens import BadDuration, parse_duration
 from .traffic import NAMES, Counters
 
@@ -99,4 +101,53 @@ async def traffic_metrics(ctx: Context) -> Response:
         metric = f"damselfly_host_{name}_bytes_total"
         lines += [f"# HELP {metric} {_METRIC_HELP[name]}, as the platform sampled it.", f"# TYPE {metric} counter"]
         lines += [f'{metric}{{host="{_label(host)}"}} {getattr(c, name)}' for host, c in totals.items()]
+    async with ctx.read() as session:
+        states = dict((await session.execute(select(Task.state, func.count()).group_by(Task.state))).all())
+    lines += ["# HELP damselfly_tasks Distribution tasks by state.", "# TYPE damselfly_tasks gauge"]
+    lines += [f'damselfly_tasks{{state="{state}"}} {states.get(state, 0)}' for state in TASK_STATES]
     return Response("\n".join(lines) + "\n", media_type=PROMETHEUS)
+
+
+async def task_figures(ctx: Context) -> Response:
+    """One task's figures (manager/task_analysis.py)."""
+    task_id = task_id_of(ctx)
+    async with ctx.read() as session:
+        task, rows = await load_task(session, task_id)
+    return JSONResponse(task_analysis.task_figures(task, rows))
+
+
+MAX_TASKS = 1000
+
+
+async def tasks_figures(ctx: Context) -> Response:
+    """The figures of the tasks created in `since` (at most the newest MAX_TASKS), their summary; JSON or CSV."""
+    query = ctx.request.query_params
+    try:
+        since = parse_duration(query.get("since", "24h"), "since")
+    except BadDuration as exc:
+        raise invalid(str(exc)) from None
+    shape = query.get("format", "json")
+    if shape not in ("json", "csv"):
+        raise invalid("format must be json or csv")
+    now = time.time()
+    async with ctx.read() as session:
+        tasks = list((await session.execute(
+            select(Task).where(Task.created_at >= now - since).order_by(Task.id.desc()).limit(MAX_TASKS)
+        )).scalars())
+        rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
+        if tasks:
+            found = await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))
+            for row in found.scalars():
+                rows[row.task_id].append(row)
+    figures = [task_analysis.task_figures(task, rows[task.id], now) for task in tasks]
+    if shape == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(task_analysis.COLUMNS)
+        for figure in figures:
+            values = {**figure, "created": _start(int(figure["created"]))}
+            writer.writerow(["" if values[c] is None else values[c] for c in task_analysis.COLUMNS])
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+    shown = [{**f, "created": _start(int(f["created"]))} for f in figures]
+    return JSONResponse({"since": _start(int(now - since)), "tasks": shown,
+                         "summary": task_analysis.summary(figures)})

@@ -229,7 +229,7 @@ async def _create(ctx: Context, body: JsonObject, dry_run: bool) -> Response:
                          "cordoned": list(resolved.cordoned)}, 201)
 
 
-def _task_id(ctx: Context) -> int:
+def task_id_of(ctx: Context) -> int:
     text = str(ctx.request.path_params["task_id"])
     ctx.target = f"task:{text[:32]}"
     if not text.isdigit() or len(text) > 18:
@@ -237,7 +237,7 @@ def _task_id(ctx: Context) -> int:
     return int(text)
 
 
-async def _load(session: AsyncSession, task_id: int) -> tuple[Task, list[TaskHost]]:
+async def load_task(session: AsyncSession, task_id: int) -> tuple[Task, list[TaskHost]]:
     task = await session.get(Task, task_id)
     if task is None:
         raise not_found(f"no task {task_id}")
@@ -278,18 +278,18 @@ async def list_tasks(ctx: Context) -> Response:
 
 
 async def show_task(ctx: Context) -> Response:
-    task_id = _task_id(ctx)
+    task_id = task_id_of(ctx)
     async with ctx.read() as session:
-        task, rows = await _load(session, task_id)
+        task, rows = await load_task(session, task_id)
         names = await _secret_names(session, {task.secret_id} if task.secret_id is not None else set())
     return JSONResponse(task_json(task, rows, names.get(task.secret_id or 0), detail=True))
 
 
 async def stop_task(ctx: Context) -> Response:
-    task_id = _task_id(ctx)
+    task_id = task_id_of(ctx)
     me = ctx.me()
     async with _lock(ctx), ctx.write(ctx.target) as session:
-        task, rows = await _load(session, task_id)
+        task, rows = await load_task(session, task_id)
         if task.state not in ACTIVE_TASK_STATES:
             raise conflict(f"task {task_id} is {task.state} already")
         now = time.time()
@@ -312,19 +312,19 @@ async def _cancel_live(ctx: Context, rows: list[TaskHost]) -> None:
 
 
 async def retry_task(ctx: Context) -> Response:
-    task_id = _task_id(ctx)
+    task_id = task_id_of(ctx)
     me = ctx.me()
     _runner(ctx)
     async with _lock(ctx):
         async with ctx.read() as session:
-            task, rows = await _load(session, task_id)
+            task, rows = await load_task(session, task_id)
         if task.state in ACTIVE_TASK_STATES or task.state == "succeeded":
             raise conflict(f"task {task_id} is {task.state}: only a failed or stopped task is retried")
         again = [row for row in rows if row.state in ("failed", "stopped")]
         # The old attempts' jobs leave the supernode before the new ones come.
         await _cancel_live(ctx, again)
         async with ctx.write(ctx.target, f"{len(again)} hosts") as session:
-            task, rows = await _load(session, task_id)
+            task, rows = await load_task(session, task_id)
             again = [row for row in rows if row.state in ("failed", "stopped")]
             for row in again:
                 row.attempt += 1
@@ -341,22 +341,22 @@ async def retry_task(ctx: Context) -> Response:
 
 
 async def delete_task(ctx: Context) -> Response:
-    task_id = _task_id(ctx)
+    task_id = task_id_of(ctx)
     async with _lock(ctx):
         async with ctx.read() as session:
-            task, rows = await _load(session, task_id)
+            task, rows = await load_task(session, task_id)
         if task.state in ACTIVE_TASK_STATES:
             raise conflict(f"task {task_id} is {task.state}: stop it first")
         if any(row.job_live for row in rows):
             await _cancel_live(ctx, rows)
         async with ctx.write(ctx.target) as session:
-            task, _ = await _load(session, task_id)
+            task, _ = await load_task(session, task_id)
             await session.delete(task)
     return Response(status_code=204)
 
 
 async def task_events(ctx: Context) -> Response:
-    task_id = _task_id(ctx)
+    task_id = task_id_of(ctx)
     page = page_of(ctx.request)
     async with ctx.read() as session:
         if await session.get(Task, task_id) is None:

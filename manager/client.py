@@ -170,6 +170,17 @@ class ManagerClient:
         return self._request("GET", "/analysis/traffic", params=query).text
 
 
+    def task_figures(self, task_id: str) -> dict[str, Any]:
+        """One task's figures (manager/task_analysis.py)."""
+        return cast(dict[str, Any], self._call("GET", f"/analysis/tasks/{_segment(task_id)}"))
+
+    def tasks_figures(self, since: str = "24h") -> dict[str, Any]:
+        """The figures of the tasks created since, and their summary."""
+        return cast(dict[str, Any], self._call("GET", "/analysis/tasks", params=[("since", since)]))
+
+    def tasks_figures_csv(self, since: str = "24h") -> str:
+        return self._request("GET", "/analysis/tasks", params=[("since", since), ("format", "csv")]).text
+
     def create_task(self, body: dict[str, Any]) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("POST", "/tasks", body))
 

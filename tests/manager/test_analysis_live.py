@@ -96,8 +96,8 @@ def _metrics(url: str, home: Path) -> dict[str, dict[str, int]]:
     assert answer.status_code == 200, answer.text
     found: dict[str, dict[str, int]] = {}
     for line in answer.text.splitlines():
-        if line.startswith("#") or not line:
-            continue
+        if line.startswith("#") or '{host="' not in line:
+            continue  # comments, and the metrics that are not per host (the tasks by state)
         name, _, rest = line.partition('{host="')
         host, _, value = rest.partition('"} ')
         found.setdefault(name, {})[host] = int(value)

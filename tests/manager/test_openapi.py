@@ -25,7 +25,7 @@ async def test_openapi_lists_every_route(sqlite_platform: Running) -> None:
         assert isinstance(route, Route)
         served |= {(m, route.path) for m in (route.methods or ()) if m != "HEAD"}
     assert listed == served == {(r.method, r.path) for r in ROUTES}
-    assert len(listed) == 37
+    assert len(listed) == 39
     create = doc["paths"]["/api/v1/users"]["post"]
     assert create["x-permission"] == "users:write"
     assert set(create["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {

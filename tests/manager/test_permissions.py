@@ -56,6 +56,8 @@ CALLS = {
     "rotate_cluster_token": Call("POST", "/api/v1/clusters/{cluster}/token"),
     "analysis_traffic": Call("GET", "/api/v1/analysis/traffic"),
     "analysis_metrics": Call("GET", "/api/v1/analysis/metrics"),
+    "analysis_tasks": Call("GET", "/api/v1/analysis/tasks"),
+    "analysis_task": Call("GET", "/api/v1/analysis/tasks/{task}"),
     "list_tasks": Call("GET", "/api/v1/tasks"),
     "create_task": Call("POST", "/api/v1/tasks", lambda _: _TASK_BODY),
     "dry_run_task": Call("POST", "/api/v1/tasks/dry-run", lambda _: {**_TASK_BODY, "wait": 0}),
@@ -98,6 +100,8 @@ ALLOWED = {
     "rotate_cluster_token": OPERATORS,
     "analysis_traffic": EVERYONE,
     "analysis_metrics": EVERYONE,
+    "analysis_tasks": EVERYONE,
+    "analysis_task": EVERYONE,
     "list_tasks": EVERYONE,
     "create_task": OPERATORS,
     "dry_run_task": OPERATORS,
@@ -121,6 +125,7 @@ NEEDS = {
     "uncordon_host": "targets:write", "list_clusters": "targets:read", "create_cluster": "targets:write",
     "show_cluster": "targets:read", "update_cluster": "targets:write", "delete_cluster": "targets:write",
     "rotate_cluster_token": "targets:write", "analysis_traffic": "analysis:read", "analysis_metrics": "analysis:read",
+    "analysis_tasks": "analysis:read", "analysis_task": "analysis:read",
     "list_tasks": "tasks:read", "create_task": "tasks:write", "dry_run_task": "tasks:write",
     "show_task": "tasks:read", "delete_task": "tasks:write", "stop_task": "tasks:write",
     "retry_task": "tasks:write", "task_events": "tasks:read",
@@ -161,7 +166,7 @@ async def _fill(platform: Running, call: Call, headers: dict[str, str]) -> str:
         async with platform.app.platform.sessions.begin() as session:  # type: ignore[union-attr]
             session.add(Host(host_id=host_id, labels={}, first_seen=1.0, last_seen=1.0))
         path = path.replace("{host}", host_id)
-    if path.startswith("/api/v1/tasks"):
+    if path.startswith(("/api/v1/tasks", "/api/v1/analysis/tasks/")):
         async with platform.app.platform.sessions() as session:  # type: ignore[union-attr]
             seen = (await session.execute(select(Host).where(Host.host_id == "matrix-host"))).scalar()
         if seen is None:
@@ -223,7 +228,7 @@ async def test_each_role_against_each_endpoint(platform: Running, role: str) -> 
         (["users:read", "users:write"], {"me", "list_users", "show_user", "create_user", "update_user",
                                          "delete_user"}),
         (["audit:read"], {"me", "list_audit"}),
-        (["analysis:read"], {"me", "analysis_traffic", "analysis_metrics"}),
+        (["analysis:read"], {"me", "analysis_traffic", "analysis_metrics", "analysis_tasks", "analysis_task"}),
     ],
 )
 async def test_an_admins_token_holds_only_its_scopes(platform: Running, scopes: list[str], allowed: set[str]) -> None:

@@ -121,6 +121,15 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
             assert task["totals"]["from_peers"] > 0, "the hosts shared nothing"
             assert registry.served_bytes() <= 1.1 * size, registry.served_bytes()
             assert task["totals"]["from_upstream"] + task["totals"]["from_peers"] == 3 * size
+            # The task's figures: every host succeeded; the bytes the hosts fetched, and what the peers spared.
+            shown = damselfly(["analysis", "--task", task_id, "--json"], home)
+            assert shown.returncode == 0, shown.stderr
+            figures = json.loads(shown.stdout)
+            assert (figures["hosts"], figures["succeeded"], figures["success_rate"]) == (3, 3, 1.0)
+            assert figures["from_upstream"] == task["totals"]["from_upstream"] <= 1.1 * size
+            assert figures["from_peers"] == task["totals"]["from_peers"]
+            assert figures["saved_ratio"] >= 0.5  # two of three copies, about, came from peers
+            assert 0 < figures["host_p50"] <= figures["host_p95"] <= figures["host_max"] <= figures["duration"]
 
             # A file on two of the three hosts: at the path on exactly those, with its sha256.
             data = os.urandom(5 * MiB + 11)
@@ -146,6 +155,13 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
             assert time.monotonic() - asked < 15
             assert all(h["state"] == "stopped" for h in ended["hosts"]), ended["hosts"]
             assert all(h["bytes_done"] < h["bytes_total"] for h in ended["hosts"])
+            # Over the tasks: one per line in the CSV; the metrics count them by state.
+            table = damselfly(["analysis", "--tasks", "--csv"], home)
+            assert table.returncode == 0, table.stderr
+            lines = table.stdout.splitlines()
+            assert lines[0].startswith("id,kind,state,") and len(lines) == 4
+            states = {line.split(",")[0]: line.split(",")[2] for line in lines[1:]}
+            assert states == {task_id: "succeeded", file_task: "succeeded", slow_task: "stopped"}
             # The task's log says who did what.
             events = damselfly(["task", "events", slow_task], home)
             assert events.returncode == 0 and "admin" in events.stdout and "stop" in events.stdout, events.stdout
