@@ -19,6 +19,9 @@ class AgentConfig:
     file_origins: tuple[FileOrigin, ...] = ()
     # The directories a file job may write into (below them only); none: file jobs are refused.
     file_dirs: tuple[str, ...] = ()
+    # The command a `runtime` job pulls with (`{reference}` in it is the image); empty: the first runtime found
+    # (agent/runtime_pull.py).
+    runtime_pull: tuple[str, ...] = ()
     # How long one long-poll of the host's jobs is held at the supernode.
     poll_wait: float = 25.0
     # How often a running job's progress is posted at most (a state change is posted at once).

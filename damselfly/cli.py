@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -235,4 +236,5 @@ def _agent_config(proxy: ProxyConfig, peer: PeerConfig) -> AgentConfig:
     return AgentConfig(
         registries=proxy.registries, default_registry=proxy.default_registry, file_origins=proxy.file_origins,
         file_dirs=tuple(d.strip() for d in peer.file_job_dirs.split(",") if d.strip()),
+        runtime_pull=tuple(shlex.split(peer.runtime_pull)),
     )

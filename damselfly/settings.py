@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +265,7 @@ def peer_configs(
         peer_values["supernode_url"] = supernode_url
     _check_quota(peer_values)
     _check_file_job_dirs(str(peer_values.get("file_job_dirs", "")))
+    _check_runtime_pull(str(peer_values.get("runtime_pull", "")))
     proxy_values = read(proxy_section, args, section(conf, "proxy"))
     registries = {r.name: r for r in registries_from(conf)}
     default = str(proxy_values.pop("default_registry", ""))
@@ -289,6 +291,17 @@ def _check_file_job_dirs(joined: str) -> None:
     for directory in (d.strip() for d in joined.split(",") if d.strip()):
         if not directory.startswith("/") or directory == "/":
             raise SettingsError(f"--file-job-dirs {directory[:200]!r}: an absolute directory other than / is needed")
+
+
+def _check_runtime_pull(command: str) -> None:
+    if not command:
+        return
+    try:
+        parts = shlex.split(command)
+    except ValueError as exc:
+        raise SettingsError(f"--runtime-pull: {exc}") from None
+    if not any("{reference}" in part for part in parts):
+        raise SettingsError("--runtime-pull: the command must name the image as {reference}")
 
 
 def _check_quota(values: dict[str, Any]) -> None:

@@ -90,6 +90,13 @@ class PeerConfig:
         Setting("comma-separated absolute directories the platform's file jobs may write into, below them only "
                 "(none: file jobs are refused)", key="file_job_dirs", flag="--file-job-dirs", metavar="DIR[,DIR...]"),
     )
+    # How a `runtime` job makes the host's container runtime pull (it must pull through this host's mirror).
+    runtime_pull: str = setting(
+        "",
+        Setting("the command a runtime-mode job pulls with, {reference} for the image, e.g. 'podman pull "
+                "{reference}' (default: docker, containerd's ctr or podman, the first this host has)",
+                key="runtime_pull", flag="--runtime-pull", metavar="COMMAND"),
+    )
     # Pieces fetched from parents at once, and per parent.
     max_inflight: int = 8
     max_inflight_per_parent: int = 3

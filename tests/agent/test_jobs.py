@@ -43,7 +43,10 @@ def cluster(
     with DamselflyCluster(
         tmp_path_factory.mktemp("cluster"), upstream_url=registry.url, peers_count=2, operator_token=OPERATOR_TOKEN,
         # File jobs may write below the tests' temporary directories only.
-        config_text=f'[peer]\nfile_job_dirs = "{tmp_path_factory.getbasetemp()}"\n\n'
+        # A runtime that refuses every image: what a failed runtime pull looks like (tests/agent/test_runtime.py pulls
+        # with a real podman).
+        config_text=f'[peer]\nfile_job_dirs = "{tmp_path_factory.getbasetemp()}"\n'
+        "runtime_pull = \"sh -c 'echo Error: image not known >&2; exit 3' {reference}\"\n\n"
         f'[[file_origin]]\nurl = "{nginx.url}/"\n',
     ) as started:
         yield started
@@ -142,10 +145,12 @@ def test_a_cancelled_slow_job_stops_within_seconds(
     assert all(stored(peer, digest).exists() for digest, _ in image.blobs)
 
 
-def test_runtime_mode_fails_with_one_clear_line(cluster: DamselflyCluster, pushed: PushedImage) -> None:
+def test_a_runtime_pull_that_fails_fails_the_job_with_the_runtimes_last_line(
+    cluster: DamselflyCluster, pushed: PushedImage
+) -> None:
     put(cluster, image_job("runtime", cluster.peers[0], pushed.ref, mode="runtime"))
     done = final(cluster, "runtime")
-    assert (done.state, done.error) == ("failed", "runtime mode is not supported on this host yet")
+    assert (done.state, done.error) == ("failed", "sh pull exited 3: Error: image not known")
 
 
 def test_an_unknown_image_fails_with_the_registrys_reason(cluster: DamselflyCluster, pushed: PushedImage) -> None:
