@@ -122,6 +122,19 @@ def test_a_dry_run_reports_the_sizes_and_moves_nothing(
     assert not any(stored(peer, digest).exists() for digest, _ in image.blobs)
 
 
+def test_a_jobs_rate_holds_its_fetch_to_that_many_bytes_a_second(
+    cluster: DamselflyCluster, registry: RegistryServer, image_cache: ImageCache
+) -> None:
+    image = push_image(image_cache.get([6 * MiB], seed=75), registry.url, "test/rated", "v1")
+    rate = 2_000_000
+    put(cluster, image_job("rated", cluster.peers[0], image.ref, rate=rate))
+    done = final(cluster, "rated", timeout=60.0)
+    assert done.state == "succeeded", done.error
+    seconds = done.finished_at - done.started_at
+    # The bucket may start with up to a second's worth; never faster than that, and not crawling either.
+    assert (image.total_blob_bytes - rate) / rate <= seconds <= 4 * image.total_blob_bytes / rate, seconds
+
+
 def test_a_cancelled_slow_job_stops_within_seconds(
     cluster: DamselflyCluster, registry: RegistryServer, image_cache: ImageCache
 ) -> None:
