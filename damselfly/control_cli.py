@@ -307,8 +307,8 @@ def _host_cordon(args: argparse.Namespace) -> None:
         host = client.cordon(args.id, cordoned)
     print(f"{'cordoned' if cordoned else 'uncordoned'} host {host['id']}")
     if not host.get("scheduler_told", True):
-        print("(the supernodes were not told: a manager alone stores the cordon only; see docs/platform.md)",
-              file=sys.stderr)
+        print("(a supernode did not hear of it: the cordon is stored and told again at the next change or start of "
+              "the manager; see docs/platform.md)", file=sys.stderr)
 
 
 def _cluster_create(args: argparse.Namespace) -> None:

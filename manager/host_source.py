@@ -17,7 +17,7 @@ from typing import Protocol
 import httpx
 
 from supernode import routes
-from supernode.api import HostFacts, PeerList, SwarmList
+from supernode.api import CordonSet, HostFacts, PeerList, SwarmList
 from supernode.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -139,9 +139,18 @@ class SupernodeApiSource:
         return len(digests) if answered else None
 
     async def set_cordoned(self, host_ids: Iterable[str]) -> bool:
-        # The supernode's API has no way in for the cordon yet: a standalone manager stores it, the supernodes do
-        # not hear of it (docs/platform.md says so).
-        return False
+        # Every supernode: a cordoned host is no parent in any shard's swarms. The whole set each time, so telling
+        # it again (at the manager's start, after a change) is harmless; True only if every supernode heard it.
+        body = CordonSet(tuple(host_ids)).to_json()
+        told = True
+        for url in self.urls:
+            try:
+                answer = await self._http.put(url + routes.SET_CORDONED.url(), json=body)
+                answer.raise_for_status()
+            except httpx.HTTPError as exc:
+                log.warning("supernode %s: the cordoned hosts could not be told: %s", url, _reason(exc))
+                told = False
+        return told
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -541,3 +541,27 @@ class Health:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Health:
         return cls(status=str(body["status"]), insecure_open_cluster=body.get("insecure_open_cluster") is True)
+
+
+MAX_CORDONED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CordonSet:
+    """Every host an operator cordoned (`PUT /api/v1/cordoned`, the operators' token): the whole set, not a change,
+    so a platform that tells it again after a supernode restarted, or twice, does no harm."""
+
+    peers: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> CordonSet:
+        peers = body.get("peers")
+        if (
+            not isinstance(peers, list) or len(peers) > MAX_CORDONED
+            or not all(isinstance(p, str) and 0 < len(p) <= 128 and p.isprintable() for p in peers)
+        ):
+            raise BadRequest(f"'peers' must be a list of up to {MAX_CORDONED} peer ids")
+        return cls(tuple(peers))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"peers": list(self.peers)}

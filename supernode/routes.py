@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from .api import (
     API_PREFIX,
+    CordonSet,
     Health,
     HeartbeatRequest,
     JoinRequest,
@@ -82,6 +83,8 @@ VIEW = ApiRoute("view", "GET", f"{API_PREFIX}/swarms/{{digest}}/view", ViewQuery
 # Operators: hosts found sending bad bytes, and clearing one from quarantine (supernode/suspects.py).
 LIST_SUSPECTS = ApiRoute("list_suspects", "GET", f"{API_PREFIX}/suspects", response=SuspectList)
 CLEAR_SUSPECT = ApiRoute("clear_suspect", "DELETE", f"{API_PREFIX}/suspects/{{peer_id}}")
+# The platform's cordon (manager/hosts.py), told by a manager that runs alone (one hosted sets it in place).
+SET_CORDONED = ApiRoute("set_cordoned", "PUT", f"{API_PREFIX}/cordoned", CordonSet)
 
 # The job channel (supernode/jobs.py): a host long-polls its jobs and posts their progress (its credential, like a
 # heartbeat); the platform puts and cancels jobs and reads their progress (the operators' token).
@@ -94,5 +97,5 @@ LIST_JOB_PROGRESS = ApiRoute("list_job_progress", "GET", f"{API_PREFIX}/jobs", r
 # In the order Starlette tries them.
 ROUTES = (
     HEALTHZ, METRICS, REGISTER, LIST_PEERS, HEARTBEAT, LEAVE, LIST_SWARMS, JOIN, REPORT, VIEW, LIST_SUSPECTS,
-    CLEAR_SUSPECT, HOST_JOBS, JOB_PROGRESS, PUT_JOB, CANCEL_JOB, LIST_JOB_PROGRESS,
+    CLEAR_SUSPECT, SET_CORDONED, HOST_JOBS, JOB_PROGRESS, PUT_JOB, CANCEL_JOB, LIST_JOB_PROGRESS,
 )

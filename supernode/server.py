@@ -22,6 +22,7 @@ from .addresses import AddressPolicy, peer_url
 from .api import (
     TOKEN_HEADER,
     BadRequest,
+    CordonSet,
     Health,
     HeartbeatRequest,
     JoinRequest,
@@ -64,8 +65,8 @@ PEER = PEER_HEADER.lower().encode()
 AUTHORIZATION = b"authorization"
 # What the operators' token opens (with or without the cluster's secret).
 OPERATOR_ROUTES = frozenset({
-    routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT, routes.PUT_JOB,
-    routes.CANCEL_JOB, routes.LIST_JOB_PROGRESS,
+    routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT, routes.SET_CORDONED,
+    routes.PUT_JOB, routes.CANCEL_JOB, routes.LIST_JOB_PROGRESS,
 })
 JOBS_STOPPING = "the supernode is stopping: ask for your jobs again when it is back"
 
@@ -320,6 +321,16 @@ def create_app(
         log.warning("host %s cleared from quarantine by an operator", call.param)
         return NO_CONTENT
 
+    async def set_cordoned(call: Call) -> Answer:
+        operators_only(call, "cordoning hosts")
+        cordon = CordonSet.parse(await call.json())
+        newly = set(cordon.peers) - scheduler.cordoned
+        scheduler.set_cordoned(cordon.peers)
+        wake_waiters()  # the swarms a newly cordoned host left: its children hear it at once
+        if newly:
+            log.info("%d host(s) cordoned by the platform", len(newly))
+        return NO_CONTENT
+
     def operators_only(call: Call, what: str) -> None:
         if not is_operator(call):
             raise IdentityRefused(f"{what} takes the operators' token")
@@ -400,6 +411,7 @@ def create_app(
         routes.VIEW: view,
         routes.LIST_SUSPECTS: list_suspects,
         routes.CLEAR_SUSPECT: clear_suspect,
+        routes.SET_CORDONED: set_cordoned,
         routes.HOST_JOBS: host_jobs,
         routes.JOB_PROGRESS: job_progress,
         routes.PUT_JOB: put_job,

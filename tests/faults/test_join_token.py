@@ -63,9 +63,10 @@ def test_without_the_token_no_join_and_no_pieces(tmp_path: Path, registry: Regis
                     route.method, cl.supernode_url + route.url(**filled), json=bodies.get(route), params=query,
                     headers=operator_headers(),
                 )
-                # The jobs': a put without a job is refused past the door (400), and there is no job to cancel.
+                # The jobs' and the cordon's: a put without a body is refused past the door (400); no job to cancel.
                 operators = {routes.LIST_PEERS: 200, routes.LIST_SWARMS: 200, routes.LIST_SUSPECTS: 200,
-                             routes.CLEAR_SUSPECT: 404, routes.PUT_JOB: 400, routes.CANCEL_JOB: 404,
+                             routes.CLEAR_SUSPECT: 404, routes.SET_CORDONED: 400, routes.PUT_JOB: 400,
+                             routes.CANCEL_JOB: 404,
                              routes.LIST_JOB_PROGRESS: 200}
                 expected = operators.get(route, 401)
                 assert response.status_code == expected, (route.name, response.status_code)

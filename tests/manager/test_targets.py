@@ -218,7 +218,8 @@ async def test_a_manager_alone_reads_the_supernodes_api(tmp_path: Any, monkeypat
     """The standalone source against a real supernode app: hosts with their facts, read with the operators'
     token; a supernode that does not answer leaves its hosts as last stored (down), not an error."""
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN))
+    scheduler = Scheduler(SupernodeConfig(operator_token=OPERATOR_TOKEN).scheduler_config())
+    supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN), scheduler)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supernode), base_url="http://sn") as peer:
         answer = await peer.post("/api/v1/peers", json={**register_body("alone"), "host": FACTS.to_json()})
         assert answer.status_code == 200, answer.text
@@ -241,9 +242,19 @@ async def test_a_manager_alone_reads_the_supernodes_api(tmp_path: Any, monkeypat
             admin = await running.admin()
             (host,) = await _hosts(running, admin)
             assert (host["state"], host["hostname"], host["disk"]["used"]) == ("healthy", "node-a", 1000)
-            # Cordoned in the database; the supernodes are not told by a manager alone.
+            # Cordoned in the database, and the supernode told through its operators' API (PUT /api/v1/cordoned).
             cordon = await http.post(f"/api/v1/hosts/{host['id']}/cordon", headers=admin)
-            assert cordon.status_code == 200 and cordon.json()["scheduler_told"] is False
+            assert cordon.status_code == 200 and cordon.json()["scheduler_told"] is True
+            assert scheduler.cordoned == {host["id"]}
+            uncordon = await http.post(f"/api/v1/hosts/{host['id']}/uncordon", headers=admin)
+            assert uncordon.status_code == 200 and uncordon.json()["scheduler_told"] is True
+            assert scheduler.cordoned == frozenset()
+        # Without the operators' token the supernode refuses to be told.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=supernode), base_url="http://sn") as other:
+            refused = await other.put("/api/v1/cordoned", json={"peers": [host["id"]]})
+            assert refused.status_code in (401, 403) and scheduler.cordoned == frozenset()
+            bad = await other.put("/api/v1/cordoned", json={"peers": "all"}, headers=operator_headers())
+            assert bad.status_code == 400
     finally:
         await app.shutdown()
     unreachable = SupernodeApiSource(["http://127.0.0.1:9"], OPERATOR_TOKEN, timeout=1.0)
@@ -261,7 +272,8 @@ async def test_a_manager_alone_places_a_host_that_joined_with_a_clusters_token(
     """The token's hash travels in the supernode's operators' listing: a manager alone places the host by it, and
     un-places it when the token is rotated."""
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN))
+    scheduler = Scheduler(SupernodeConfig(operator_token=OPERATOR_TOKEN).scheduler_config())
+    supernode = create_supernode_app(SupernodeConfig(operator_token=OPERATOR_TOKEN), scheduler)
     config = ManagerConfig(data_dir=tmp_path, supernodes="http://sn")
     source = SupernodeApiSource(["http://sn"], OPERATOR_TOKEN, transport=httpx.ASGITransport(app=supernode))
     app = ManagerApp(config, source)
