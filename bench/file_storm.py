@@ -15,7 +15,6 @@ import os
 import pwd
 import secrets
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from .cluster import python_cmd, python_env
 from .machine import CpuMeter
 from .netns import Host, Topology
-from .procs import Proc, ProcessSet, cpu_seconds
+from .procs import Proc, ProcessSet, cpu_seconds, run_together
 
 ORIGIN_PORT = 8080
 SUPERNODE_PORT = 8002
@@ -214,29 +213,7 @@ def _fetch_everywhere(
         out.unlink(missing_ok=True)
         procs.append(Proc(host.cmd(*args), log_path=logs / f"fetch-{host.role}.log", name=host.role,
                           env=python_env()))
-    ends: list[float | None] = [None] * len(procs)
-    codes: list[int | None] = [None] * len(procs)
-
-    def waiter(index: int) -> None:
-        try:
-            codes[index] = procs[index].wait(timeout)
-        except Exception:
-            procs[index].stop(grace=1.0)
-            return
-        ends[index] = time.monotonic()
-
-    start = time.monotonic()
-    for proc in procs:
-        proc.start()
-    threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(len(procs))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    finally:
-        for proc in procs:
-            proc.stop(grace=1.0)
+    start, ends, codes = run_together(procs, timeout)
     seconds = [(end - start) if end is not None else timeout for end in ends]
     failures = [
         f"{host.role}: exit {code}: {' '.join(proc.log_text(300).split())}"

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -163,3 +164,37 @@ def peak_rss_bytes(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def run_together(
+    procs: Sequence[Proc], timeout: float, at_start: Callable[[float], None] | None = None
+) -> tuple[float, list[float | None], list[int | None]]:
+    """Start every command at the same moment and wait for all: the start's `time.monotonic()`, each one's end
+    (None: it timed out and was stopped) and exit code. `at_start` is called with the start once all are started.
+    Ctrl-C while waiting: none outlives the caller."""
+    ends: list[float | None] = [None] * len(procs)
+    codes: list[int | None] = [None] * len(procs)
+
+    def waiter(index: int) -> None:
+        try:
+            codes[index] = procs[index].wait(timeout)
+        except subprocess.TimeoutExpired:
+            procs[index].stop(grace=1.0)
+            return
+        ends[index] = time.monotonic()
+
+    start = time.monotonic()
+    for proc in procs:
+        proc.start()
+    if at_start is not None:
+        at_start(start)
+    threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(len(procs))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        for proc in procs:
+            proc.stop(grace=1.0)
+    return start, ends, codes

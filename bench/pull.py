@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .image import ImageInfo
 from .netns import Host
-from .procs import Proc
+from .procs import Proc, run_together
 
 # skopeo's `dir:` target writes these besides the blobs.
 _DIR_METADATA = {"manifest.json", "version"}
@@ -49,32 +46,7 @@ def pull_everywhere(
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         procs.append(Proc(host.cmd(*skopeo_args(ref, out)), log_path=logs / f"skopeo-{host.role}.log", name=host.role))
-    ends: list[float | None] = [None] * len(procs)
-    codes: list[int | None] = [None] * len(procs)
-
-    def waiter(index: int) -> None:
-        try:
-            codes[index] = procs[index].wait(timeout)
-        except subprocess.TimeoutExpired:
-            procs[index].stop(grace=1.0)
-            return
-        ends[index] = time.monotonic()
-
-    start = time.monotonic()
-    for proc in procs:
-        proc.start()
-    if at_start is not None:
-        at_start(start)
-    threads = [threading.Thread(target=waiter, args=(i,), daemon=True) for i in range(len(procs))]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    finally:
-        # Ctrl-C while waiting: no skopeo outlives the benchmark.
-        for proc in procs:
-            proc.stop(grace=1.0)
+    start, ends, codes = run_together(procs, timeout, at_start)
     outcomes = []
     for (host, _, out), proc, end, code in zip(pulls, procs, ends, codes, strict=True):
         problems = verify_pull(out, image) if code == 0 else [f"skopeo exited {code}: {proc.log_text(600)}"]
