@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -82,7 +83,8 @@ def endpoint(console: Console, action: Action) -> Callable[[Request], Awaitable[
             return await action.page(console, request, viewer, Notes(error=outcome.message), outcome.status)
         if action.secret:
             return await action.page(console, request, viewer, _secret(action, outcome), outcome.status)
-        return RedirectResponse(action.back, 303)
+        back = action.back.format(**{key: quote(str(value), safe="") for key, value in request.path_params.items()})
+        return RedirectResponse(back, 303)
 
     return serve
 

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..context import Platform
-from . import pages, session
+from . import analysis, pages, session, tasks
 from .actions import ACTIONS, endpoint
 from .web import Console, Notes, to_login
 
@@ -23,6 +23,10 @@ PAGES: tuple[tuple[str, pages.Page], ...] = (
     ("/console/clusters", pages.clusters),
     ("/console/users", pages.users),
     ("/console/tokens", pages.tokens),
+    ("/console/tasks", tasks.task_list),
+    ("/console/tasks/new", tasks.new_task),
+    ("/console/tasks/{task_id}", tasks.task_page),
+    ("/console/analysis", analysis.analysis),
     ("/console/audit", pages.audit),
     ("/console/account", pages.account),
 )
@@ -46,6 +50,18 @@ def _bound(console: Console, handler: Callable[[Console, Request], Awaitable[Res
     return serve
 
 
+def _signed_in(handler: Callable[[Console, Request], Awaitable[Response]]
+               ) -> Callable[[Console, Request], Awaitable[Response]]:
+    """A stream or a download: without a session, a 401 (not a redirect to the login page a script cannot show)."""
+    async def serve(console: Console, request: Request) -> Response:
+        if await console.viewer(request) is None:
+            return JSONResponse({"code": "unauthenticated", "message": "log in first"}, 401,
+                                headers={"Cache-Control": "no-store"})
+        return await handler(console, request)
+
+    return serve
+
+
 async def _home(request: Request) -> Response:
     return RedirectResponse("/console/", 303)
 
@@ -58,8 +74,11 @@ def routes(platform_of: Callable[[], Platform | None]) -> list[BaseRoute]:
         Route("/console/login", _bound(console, session.login_page), methods=["GET"]),
         Route("/console/login", _bound(console, session.login), methods=["POST"]),
         Route("/console/logout", _bound(console, session.logout), methods=["POST"]),
+        Route("/console/tasks", _bound(console, tasks.create), methods=["POST"]),
+        Route("/console/tasks/{task_id}/stream", _bound(console, _signed_in(tasks.stream)), methods=["GET"]),
+        Route("/console/analysis/traffic.csv", _bound(console, _signed_in(analysis.download)), methods=["GET"]),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]
     found += [Route(path, _page(console, page), methods=["GET"]) for path, page in PAGES]
-    found += [Route(path, endpoint(console, action), methods=["POST"]) for path, action in ACTIONS]
+    found += [Route(path, endpoint(console, action), methods=["POST"]) for path, action in (*ACTIONS, *tasks.ACTIONS)]
     return found

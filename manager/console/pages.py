@@ -19,12 +19,13 @@ from .web import Console, Notes, Outcome, Viewer
 
 Page = Callable[[Console, Request, Viewer, Notes, int], Awaitable[Response]]
 
-# The navigation, in order, each entry shown to whoever holds its permission. Distribution tasks (tasks:read) and
-# analysis (analysis:read) take their place here once their API exists.
+# The navigation, in order, each entry shown to whoever holds its permission.
 NAV: tuple[tuple[str, str, Permission | None], ...] = (
     ("/console/", "Overview", None),
     ("/console/hosts", "Hosts", Permission.TARGETS_READ),
     ("/console/clusters", "Clusters", Permission.TARGETS_READ),
+    ("/console/tasks", "Tasks", Permission.TASKS_READ),
+    ("/console/analysis", "Analysis", Permission.ANALYSIS_READ),
     ("/console/users", "Users", Permission.USERS_READ),
     ("/console/tokens", "API tokens", Permission.TOKENS_READ),
     ("/console/audit", "Audit log", Permission.AUDIT_READ),
@@ -33,13 +34,13 @@ NAV: tuple[tuple[str, str, Permission | None], ...] = (
 RECENT_FAILURES = 10
 
 
-def _frame(viewer: Viewer) -> dict[str, object]:
+def frame(viewer: Viewer) -> dict[str, object]:
     nav = [(path, label) for path, label, needs in NAV if needs is None or viewer.may(needs)]
     return {"viewer": viewer, "nav": nav, "P": Permission}
 
 
-def _refused(console: Console, request: Request, viewer: Viewer, outcome: Outcome) -> Response:
-    return console.render(request, "error.html", outcome.status, **_frame(viewer), message=outcome.message)
+def refused(console: Console, request: Request, viewer: Viewer, outcome: Outcome) -> Response:
+    return console.render(request, "error.html", outcome.status, **frame(viewer), message=outcome.message)
 
 
 async def overview(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
@@ -58,7 +59,7 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
                  .limit(RECENT_FAILURES))
         async with platform.sessions() as session:
             failures = list((await session.execute(query)).scalars())
-    return console.render(request, "overview.html", status, **_frame(viewer), notes=notes, states=STATES,
+    return console.render(request, "overview.html", status, **frame(viewer), notes=notes, states=STATES,
                           counts=counts, cordoned=cordoned, swarms=swarms, failures=failures)
 
 
@@ -70,7 +71,7 @@ async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes
         return RedirectResponse(f"/console/hosts?{kept}" if kept else "/console/hosts", 303)
     listed = await console.call(request, "list_hosts")
     if listed.status in (401, 403):
-        return _refused(console, request, viewer, listed)
+        return refused(console, request, viewer, listed)
     if not listed.ok:
         # A bad filter: said above the table, which shows every host.
         notes.error, status = listed.message, listed.status
@@ -79,13 +80,13 @@ async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes
         items = listed.data["items"]
     async with console.platform.sessions() as session:
         clusters = list((await session.execute(select(Cluster.name).order_by(Cluster.name))).scalars())
-    return console.render(request, "hosts.html", status, **_frame(viewer), notes=notes, hosts=items,
-                          clusters=clusters, states=STATES, next=_next_page(query, listed),
+    return console.render(request, "hosts.html", status, **frame(viewer), notes=notes, hosts=items,
+                          clusters=clusters, states=STATES, next=next_page(query, listed),
                           chosen={"cluster": query.get("cluster", ""), "state": query.get("state", ""),
                                   "label": query.get("label", "")})
 
 
-def _next_page(query: QueryParams, listed: Outcome) -> str:
+def next_page(query: QueryParams, listed: Outcome) -> str:
     """The link to the next page of hosts, with the same filters."""
     if not listed.ok or not listed.data.get("next"):
         return ""
@@ -96,36 +97,36 @@ def _next_page(query: QueryParams, listed: Outcome) -> str:
 async def clusters(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     listed = await console.call(request, "list_clusters")
     if not listed.ok:
-        return _refused(console, request, viewer, listed)
-    return console.render(request, "clusters.html", status, **_frame(viewer), notes=notes,
+        return refused(console, request, viewer, listed)
+    return console.render(request, "clusters.html", status, **frame(viewer), notes=notes,
                           clusters=listed.data["items"], next=listed.data["next"])
 
 
 async def users(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     listed = await console.call(request, "list_users")
     if not listed.ok:
-        return _refused(console, request, viewer, listed)
-    return console.render(request, "users.html", status, **_frame(viewer), notes=notes, users=listed.data["items"],
+        return refused(console, request, viewer, listed)
+    return console.render(request, "users.html", status, **frame(viewer), notes=notes, users=listed.data["items"],
                           roles=[role.value for role in Role], next=listed.data["next"])
 
 
 async def tokens(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     listed = await console.call(request, "list_tokens")
     if not listed.ok:
-        return _refused(console, request, viewer, listed)
-    return console.render(request, "tokens.html", status, **_frame(viewer), notes=notes, tokens=listed.data["items"],
+        return refused(console, request, viewer, listed)
+    return console.render(request, "tokens.html", status, **frame(viewer), notes=notes, tokens=listed.data["items"],
                           scopes=sorted(viewer.permissions), next=listed.data["next"])
 
 
 async def audit(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     listed = await console.call(request, "list_audit")
     if not listed.ok:
-        return _refused(console, request, viewer, listed)
-    return console.render(request, "audit.html", status, **_frame(viewer), notes=notes, entries=listed.data["items"],
+        return refused(console, request, viewer, listed)
+    return console.render(request, "audit.html", status, **frame(viewer), notes=notes, entries=listed.data["items"],
                           next=listed.data["next"])
 
 
 async def account(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     me = await console.call(request, "me")
-    return console.render(request, "account.html", status, **_frame(viewer), notes=notes, me=me.data,
+    return console.render(request, "account.html", status, **frame(viewer), notes=notes, me=me.data,
                           changed=request.query_params.get("changed") == "1")

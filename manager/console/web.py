@@ -88,6 +88,13 @@ class Console:
     async def call(self, request: Request, name: str, fields: dict[str, Any] | None = None,
                    early_error: ApiError | None = None) -> Outcome:
         """Route `name`'s handler, for the caller of the session cookie, with `fields` as its body."""
+        response = await self.respond(request, name, fields, early_error)
+        body = bytes(response.body)
+        return Outcome(response.status_code, json.loads(body) if body else None)
+
+    async def respond(self, request: Request, name: str, fields: dict[str, Any] | None = None,
+                      early_error: ApiError | None = None) -> Response:
+        """As `call`, the handler's response as it is (a CSV download)."""
         route = ROUTES_BY_NAME[name]
         ctx = Context(request, route, self.platform, None,
                       target=",".join(str(v)[:64] for v in request.path_params.values()),
@@ -99,9 +106,7 @@ class Console:
                 raise unauthenticated("log in first")
             return token
 
-        response = await dispatch(ctx, credential)
-        body = bytes(response.body)
-        return Outcome(response.status_code, json.loads(body) if body else None)
+        return await dispatch(ctx, credential)
 
     async def viewer(self, request: Request) -> Viewer | None:
         me = await self.call(request, "me")

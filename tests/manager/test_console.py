@@ -142,3 +142,30 @@ async def test_a_bad_field_is_said_on_the_page_and_audited_as_failed(app: Manage
     entries = await audit(app)
     assert [(e["action"], e["result"]) for e in entries[:3]] == [
         ("update_user", "failed"), ("change_password", "failed"), ("create_cluster", "failed")]
+
+
+async def test_the_tasks_and_analysis_pages_render_and_say_what_the_api_refuses(app: ManagerApp) -> None:
+    async with client(app) as http:
+        assert (await log_in(http)).status_code == 303
+        for path in ("/console/tasks", "/console/tasks/new", "/console/analysis", "/console/analysis?step=day"):
+            shown = await http.get(path)
+            assert shown.status_code == 200, (path, shown.text)
+        assert 'id="traffic-chart"' in (await http.get("/console/analysis")).text
+        assert (await http.get("/console/tasks?state=&kind=")).headers["location"] == "/console/tasks"
+        bad = await http.get("/console/tasks?state=nope")
+        assert bad.status_code == 400 and "state must be one of" in bad.text
+        assert (await http.get("/console/tasks/12345")).status_code == 404
+        # The API's CSV, through the session, as a download.
+        csv = await http.get("/console/analysis/traffic.csv?since=2h&format=csv")
+        assert csv.status_code == 200 and csv.text.startswith("start,fetched_upstream,")
+        assert csv.headers["content-disposition"].startswith("attachment")
+        # A manager alone without --supernode runs no task: the form says the API's 503, keeping what was typed.
+        token = await csrf_of(http, "/console/tasks/new")
+        made = await http.post("/console/tasks", data={"csrf": token, "kind": "image", "reference": "r.example/a:1",
+                                                       "hosts": "h1", "action": "create"})
+        assert made.status_code == 503 and "reaches no supernode" in made.text and "r.example/a:1" in made.text
+        forged = await http.post("/console/tasks", data={"kind": "image", "reference": "x", "hosts": "h1"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+    async with client(app) as anonymous:
+        stream = await anonymous.get("/console/tasks/1/stream")
+        assert stream.status_code == 401 and stream.json()["code"] == "unauthenticated"
