@@ -32,9 +32,14 @@ class HostedPlatform:
         # Their named groups become plain ones: two templates may name the same parameter.
         patterns = [re.sub(r"\(\?P<\w+>", "(?:", compile_path(path)[0].pattern) for path in supernode_paths]
         self.owned = re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
-        # damselfly/cli.py calls it on SIGTERM; the supernode's long-polls answer at once.
-        self.begin_stop = getattr(supernode, "begin_stop", lambda: None)
+        self._supernode_begin_stop = getattr(supernode, "begin_stop", lambda: None)
         self._starting: asyncio.Task[bool] | None = None
+
+    def begin_stop(self) -> None:
+        """damselfly/cli.py calls it on SIGTERM: the supernode's long-polls answer at once, the console's event
+        streams end."""
+        self._supernode_begin_stop()
+        self.manager.begin_stop()
 
     def supernode_owns(self, path: str) -> bool:
         if self.owned.match(path) is not None:

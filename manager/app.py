@@ -55,14 +55,19 @@ class ManagerApp:
         self._runner_task: asyncio.Task[None] | None = None
         self.engine: AsyncEngine | None = None
         self.platform: Platform | None = None
+        self.stopping = asyncio.Event()
         self.traffic: TrafficRecorder | None = None
         self.app = Starlette(
             routes=[
                 *(Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES),
-                *console_routes(lambda: self.platform),
+                *console_routes(lambda: self.platform, self.stopping),
             ],
             exception_handlers={HTTPException: _http_error, Exception: _internal_error},
         )
+
+    def begin_stop(self) -> None:
+        """The server begins to stop (damselfly/cli.py, on SIGTERM): the console's event streams end now."""
+        self.stopping.set()
 
     async def startup(self) -> bool:
         """Open and migrate the database, create the first admin; False (logged, one line) if that failed."""

@@ -3,6 +3,7 @@ under `/console/`, its scripts and styles under `/console/static/`, all served f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -66,8 +67,8 @@ async def _home(request: Request) -> Response:
     return RedirectResponse("/console/", 303)
 
 
-def routes(platform_of: Callable[[], Platform | None]) -> list[BaseRoute]:
-    console = Console(platform_of)
+def routes(platform_of: Callable[[], Platform | None], stopping: asyncio.Event) -> list[BaseRoute]:
+    console = Console(platform_of, stopping)
     found: list[BaseRoute] = [
         Route("/", _home, methods=["GET"]),
         Route("/console", _home, methods=["GET"]),

@@ -5,6 +5,7 @@ handlers (show_task, task_events), so with the API's permissions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -188,7 +189,10 @@ async def _events(console: Console, request: Request) -> AsyncIterator[str]:
             return
         if now - opened >= STREAM_LIFETIME_SECONDS:
             return
-        await asyncio.sleep(POLL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(console.stopping.wait(), POLL_SECONDS)
+        if console.stopping.is_set():
+            return
 
 
 def _event(name: str, data: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@ checks and audit), learn who is looking, and render a template."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -73,8 +74,10 @@ class Notes:
 
 
 class Console:
-    def __init__(self, platform_of: Callable[[], Platform | None]) -> None:
+    def __init__(self, platform_of: Callable[[], Platform | None], stopping: asyncio.Event) -> None:
         self._platform_of = platform_of
+        # Set as the server begins to stop: the open event streams end, so that the stop need not wait them out.
+        self.stopping = stopping
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.env.filters.update(size=size, rate=rate, when=when)

@@ -10,10 +10,12 @@ and the analysis page's into the docs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ class Platform:
     hosts: list[str]
     cluster: DamselflyCluster
     registry: RegistryServer
+    supernode: ManagedProcess
     token: str = ""
 
     def log_in(self) -> bool:
@@ -75,7 +78,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         ).start()
         peers = DamselflyCluster(work / "peers", upstream_url=registry.url, peers_count=0, supernode_port=port)
         try:
-            made = Platform(url, work, [], peers, registry)
+            made = Platform(url, work, [], peers, registry, supernode)
             assert _until(made.log_in), "the platform did not come up"
             peers.add_peer(0)
             peers.add_peer(1)
@@ -175,6 +178,7 @@ def test_a_task_made_from_the_form_fills_its_live_grid_to_100_percent_on_every_h
         "succeeded"}
     log = page.locator("#events tbody").inner_text()
     assert "created" in log and "succeeded" in log
+    assert "finished" in page.locator("#when").inner_text()
     # The controls follow the state: a finished task is deleted, not stopped.
     assert page.locator("#stop-form").is_hidden() and page.locator("#delete-form").is_visible()
     shot(page, platform, "task")  # type: ignore[arg-type]
@@ -254,9 +258,76 @@ def test_the_analysis_chart_draws_the_hosts_pulls(page: Any, platform: Platform)
     upstream = [d for d in drawn if d[0] == "upstream" and d[1] > 0]
     peers = [d for d in drawn if d[0] == "peers" and d[1] > 0]
     assert upstream and peers and all(d[2] > 0 for d in upstream + peers)
-    assert chart.locator("polyline.ratio").count() == 1
+    # The saved ratio: a point per hour with traffic (one hour here: a point, no line yet).
+    assert chart.locator("circle.ratio-point").count() >= 1
     assert page.locator("#saved-ratio").inner_text().endswith("%")
     shot(page, platform, "analysis")  # type: ignore[arg-type]
     csv = page.request.get(platform.url + page.locator("#csv").get_attribute("href"))
     assert csv.status == 200 and csv.text().startswith("start,fetched_upstream,fetched_peers")
     assert sum(int(row.split(",")[1]) for row in csv.text().splitlines()[1:]) >= len(data)
+
+
+def _slow_task(platform: Platform, image_cache: ImageCache, seed: int, host: str) -> int:
+    slow = push_image(image_cache.get([4 * MiB], seed=seed), platform.registry.url, f"console/slow{seed}", "v1")
+    made = platform.api("POST", "/api/v1/tasks", json={"image": {"reference": slow.ref}, "targets": {"hosts": [host]},
+                                                        "rate": 128 * 1024})
+    assert made.status_code == 201, made.text
+    task_id: int = made.json()["id"]
+    return task_id
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event, data) of a text/event-stream; ("", comment) for a comment, ("retry", ms) for the retry field."""
+    name, data = "", ""
+    for line in lines:
+        if line.startswith(":"):
+            yield "", line
+        elif line.startswith("retry: "):
+            yield "retry", line[7:]
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif not line and name:
+            yield name, data
+            name, data = "", ""
+
+
+def test_the_event_stream_sends_progress_and_ends_with_the_task(platform: Platform, image_cache: ImageCache) -> None:
+    task_id = _slow_task(platform, image_cache, 94, platform.hosts[1])
+    stream_url = f"{platform.url}/console/tasks/{task_id}/stream"
+    refused = httpx.get(stream_url, timeout=10, trust_env=False)
+    assert (refused.status_code, refused.json()["code"]) == (401, "unauthenticated")
+    cookies = {"damselfly_session": platform.token}
+    missing = httpx.get(f"{platform.url}/console/tasks/999999/stream", cookies=cookies, timeout=10, trust_env=False)
+    assert missing.status_code == 404
+    seen: list[tuple[str, str]] = []
+    with httpx.stream("GET", stream_url, cookies=cookies, timeout=30, trust_env=False) as answer:
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert answer.headers["cache-control"] == "no-store"
+        for name, data in _events(answer.iter_lines()):
+            seen.append((name, data))
+            if name == "progress" and not any(n == "progress" for n, _ in seen[:-1]):
+                assert json.loads(data)["task"]["id"] == task_id
+                stopped = platform.api("POST", f"/api/v1/tasks/{task_id}/stop")
+                assert stopped.status_code == 200, stopped.text
+        # The stream ended by itself once the task was final.
+    assert seen[0] == ("retry", "2000")
+    assert seen[-1] == ("end", '{"state":"stopped"}')
+    progress = [json.loads(data) for name, data in seen if name == "progress"]
+    assert progress[-1]["task"]["state"] == "stopped"
+    assert any(e["what"] == "stopped" for e in progress[-1]["events"])
+
+
+def test_a_supernode_stopping_ends_the_open_streams_at_once(platform: Platform, image_cache: ImageCache) -> None:
+    """Last: it stops the module's supernode. An open stream does not hold the stop for its lifetime."""
+    task_id = _slow_task(platform, image_cache, 95, platform.hosts[0])
+    with httpx.stream("GET", f"{platform.url}/console/tasks/{task_id}/stream", timeout=30, trust_env=False,
+                      cookies={"damselfly_session": platform.token}) as answer:
+        events = _events(answer.iter_lines())
+        assert next(events) == ("retry", "2000")
+        assert next(events)[0] == "progress"
+        began = time.monotonic()
+        code = platform.supernode.stop()
+        assert code == 0 and time.monotonic() - began < 8.0, (code, time.monotonic() - began)

@@ -36,7 +36,7 @@
       tr.dataset.host = host.host; tr.dataset.state = host.state;
       const name = cell("th", host.host, "host"); name.scope = "row";
       tr.append(name, stateBadge(host.state), cell("td", `${percent(host.bytes_done, host.bytes_total, host.state)}%`, "total"),
-        cell("td", size(host.from_peers), "peers"), cell("td", size(host.from_upstream), "upstream"), cell("td", host.error, "error"));
+        cell("td", size(host.from_peers), "peers"), cell("td", size(host.from_upstream), "upstream"), cell("td", host.error, "problem"));
       const blobs = new Map((host.blobs || []).map((b) => [b.digest, b]));
       for (const digest of digests) {
         const blob = blobs.get(digest) || { state: "", bytes_done: 0, size: 0, from_peers: 0, from_upstream: 0, error: "" };
@@ -54,6 +54,8 @@
     state.textContent = data.state; state.className = `state ${data.state}`;
     const t = data.totals;
     document.getElementById("totals").textContent = `${t.succeeded} of ${t.hosts} hosts done · ${size(t.bytes_done)} of ${size(t.bytes_total)} · from peers ${size(t.from_peers)} · from the upstream ${size(t.from_upstream)}`;
+    document.getElementById("when").textContent = `Created ${data.created} by ${data.created_by}` +
+      (data.started ? ` · started ${data.started}` : "") + (data.finished ? ` · finished ${data.finished}` : "");
     const error = document.getElementById("task-error");
     error.textContent = data.error; error.hidden = !data.error;
     const final = FINAL.includes(data.state);
