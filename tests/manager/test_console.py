@@ -11,8 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from manager.api_errors import ApiError
 from manager.app import ManagerApp
 from manager.config import ManagerConfig
+from manager.console.forms import Form
+from manager.console.tasks import task_fields
 from tests.manager.conftest import ADMIN_PASSWORD
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -169,3 +172,19 @@ async def test_the_tasks_and_analysis_pages_render_and_say_what_the_api_refuses(
     async with client(app) as anonymous:
         stream = await anonymous.get("/console/tasks/1/stream")
         assert stream.status_code == 401 and stream.json()["code"] == "unauthenticated"
+
+
+def test_the_task_forms_fields_become_the_apis_body() -> None:
+    body = task_fields(Form([("kind", "file"), ("url", " https://f.example/m.bin "), ("path", "/srv/m.bin"),
+                             ("digest", ""), ("clusters", "a, b"), ("selector", "zone=z1"), ("percent", "50"),
+                             ("rate", "20MiB/s"), ("concurrency", ""), ("timeout", "30m"), ("mode", "cache")]))
+    assert body == {"kind": "file", "mode": "cache", "file": {"url": "https://f.example/m.bin", "path": "/srv/m.bin",
+                                                              "digest": ""},
+                    "targets": {"clusters": ["a", "b"], "selector": ["zone=z1"], "percent": 50.0},
+                    "rate": "20MiB/s", "timeout": "30m"}
+    image = task_fields(Form([("reference", "r/a:1"), ("platforms", "linux/amd64 linux/arm64"), ("hosts", "h1 h2"),
+                              ("count", "1"), ("secret", "reg")]))
+    assert image["image"] == {"reference": "r/a:1", "platforms": ["linux/amd64", "linux/arm64"]}
+    assert image["targets"] == {"hosts": ["h1", "h2"], "count": 1} and image["secret"] == "reg"
+    with pytest.raises(ApiError, match=r"targets\.count must be a number"):
+        task_fields(Form([("reference", "r/a:1"), ("hosts", "h1"), ("count", "two")]))

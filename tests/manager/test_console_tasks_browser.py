@@ -210,16 +210,41 @@ def test_a_rate_limited_task_is_stopped_from_its_page(
     assert "stopped" in page.locator("#events tbody").inner_text()
     assert page.locator("#retry-form").is_visible()
     assert platform.api("GET", f"/api/v1/tasks/{task_id}").json()["state"] == "stopped"
+    # Retry: a new attempt for the stopped host, live again; stopped again; then deleted, with its log.
+    page.click("#retry")
+    page.wait_for_url(f"{platform.url}/console/tasks/{task_id}")
+    assert page.locator("#task-state").inner_text() in ("pending", "running")
+    assert "retried" in page.locator("#events tbody").inner_text()
+    assert platform.api("GET", f"/api/v1/tasks/{task_id}").json()["hosts"][0]["attempt"] == 2
+    page.wait_for_function("() => document.querySelector('#stop-form') && !document.querySelector('#stop-form').hidden")
+    page.click("#stop")
+    page.wait_for_url(f"{platform.url}/console/tasks/{task_id}")
+    assert page.locator("#task-state").inner_text() == "stopped"
+    page.click("#delete")
+    page.wait_for_url(f"{platform.url}/console/tasks")
+    assert page.locator(f'#tasks tr[data-task="{task_id}"]').count() == 0
+    assert platform.api("GET", f"/api/v1/tasks/{task_id}").status_code == 404
 
 
 def test_a_viewer_sees_no_task_controls_and_a_forged_post_is_refused(page: Any, platform: Platform) -> None:
-    listed = platform.api("GET", "/api/v1/tasks").json()["items"]
-    assert listed, "the tests before made tasks"
+    listed = platform.api("GET", "/api/v1/tasks?state=succeeded").json()["items"]
+    assert listed, "the first test made a task that succeeded"
     task_id = listed[0]["id"]
     log_in(page, platform, "vera", VIEWER_PASSWORD)  # type: ignore[arg-type]
     page.goto(platform.url + "/console/tasks")
     assert page.locator(f'#tasks tr[data-task="{task_id}"]').count() == 1
     assert page.locator("#new-task").count() == 0
+    # The filters: the task that succeeded, not among the stopped ones.
+    page.select_option("#f-state", "stopped")
+    page.click("form.filters button")
+    page.wait_for_url(f"{platform.url}/console/tasks?state=stopped")
+    assert page.locator(f'#tasks tr[data-task="{task_id}"]').count() == 0
+    page.select_option("#f-state", "succeeded")
+    page.click("form.filters button")
+    page.wait_for_url(re.compile(r".*state=succeeded.*"))
+    assert page.locator(f'#tasks tr[data-task="{task_id}"]').count() == 1
+    page.goto(platform.url + "/console/tasks/new")
+    assert page.locator("#task-form").count() == 0 and "may not create tasks" in page.locator("main").inner_text()
     page.goto(f"{platform.url}/console/tasks/{task_id}")
     for control in ("#stop-form", "#retry-form", "#delete-form"):
         assert page.locator(control).count() == 0
