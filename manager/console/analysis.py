@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..permissions import Permission
 from . import pages
 from .web import Console, Notes, Viewer, size
 
@@ -82,11 +83,16 @@ async def analysis(console: Console, request: Request, viewer: Viewer, notes: No
         data = answer.data
     else:
         notes.error, status = answer.message, answer.status
+    tasks = None
+    if viewer.may(Permission.TASKS_READ):
+        # The same `since`: the tasks created in the period, their summary (manager/task_analysis.py).
+        figures = await console.call(request, "analysis_tasks")
+        tasks = figures.data if figures.ok else None
     chosen = {"since": query.get("since", "24h"), "step": query.get("step", "hour")}
     csv_query = urlencode([*((k, v) for k, v in query.multi_items() if k != "format"), ("format", "csv")])
     return console.render(request, "analysis.html", status, **pages.frame(viewer), notes=notes, data=data,
                           chart=chart(data["series"], data["step"]), chosen=chosen, since_choices=SINCE_CHOICES,
-                          csv_link=f"/console/analysis/traffic.csv?{csv_query}")
+                          csv_link=f"/console/analysis/traffic.csv?{csv_query}", tasks=tasks)
 
 
 async def download(console: Console, request: Request) -> Response:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from ..api_errors import ApiError, invalid
 from ..api_tasks import KINDS, TASK_STATES
+from ..permissions import Permission
 from ..task_runner import ACTIVE_TASK_STATES
 from . import pages
 from .actions import BAD_CSRF, Action
@@ -62,9 +63,15 @@ async def task_page(console: Console, request: Request, viewer: Viewer, notes: N
     if not shown.ok:
         return pages.refused(console, request, viewer, shown)
     log = await console.call(request, "task_events")
+    final = shown.data["state"] not in ACTIVE_TASK_STATES
+    # A finished task's figures (duration, per-host percentiles, egress saved), to whoever reads the analysis.
+    figures = None
+    if final and viewer.may(Permission.ANALYSIS_READ):
+        answer = await console.call(request, "analysis_task")
+        figures = answer.data if answer.ok else None
     return console.render(request, "task.html", status, **pages.frame(viewer), notes=notes, task=shown.data,
-                          grid=grid(shown.data), events=log.data["items"] if log.ok else [],
-                          final=shown.data["state"] not in ACTIVE_TASK_STATES)
+                          grid=grid(shown.data), events=log.data["items"] if log.ok else [], final=final,
+                          figures=figures)
 
 
 def _percent(done: int, total: int, state: str) -> int:

@@ -181,6 +181,9 @@ def test_a_task_made_from_the_form_fills_its_live_grid_to_100_percent_on_every_h
     assert "finished" in page.locator("#when").inner_text()
     # The controls follow the state: a finished task is deleted, not stopped.
     assert page.locator("#stop-form").is_hidden() and page.locator("#delete-form").is_visible()
+    # Loaded again, finished: its figures too; half of its bytes came from peers.
+    page.reload()
+    assert page.locator("#task-saved").inner_text().startswith("50.0%")
     shot(page, platform, "task")  # type: ignore[arg-type]
     shown = platform.api("GET", f"/api/v1/tasks/{task_id}").json()
     assert shown["state"] == "succeeded"
@@ -286,6 +289,9 @@ def test_the_analysis_chart_draws_the_hosts_pulls(page: Any, platform: Platform)
     # The saved ratio: a point per hour with traffic (one hour here: a point, no line yet).
     assert chart.locator("circle.ratio-point").count() >= 1
     assert page.locator("#saved-ratio").inner_text().endswith("%")
+    # The tasks of the period: the first test's, which succeeded (the stopped one was deleted).
+    assert page.locator("#tasks-summary").inner_text().startswith("1 task, 1 finished, 100% of them succeeded")
+    assert page.locator("#task-figures tbody tr .state").all_inner_texts() == ["succeeded"]
     shot(page, platform, "analysis")  # type: ignore[arg-type]
     csv = page.request.get(platform.url + page.locator("#csv").get_attribute("href"))
     assert csv.status == 200 and csv.text().startswith("start,fetched_upstream,fetched_peers")
