@@ -3,17 +3,19 @@ read, and its write controls only to a role that may write (the server refuses t
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from .. import traffic
 from ..hosts import STATES
-from ..models import AuditEntry, Cluster
+from ..models import AuditEntry, Cluster, Task
 from ..permissions import Permission, Role
 from .web import Console, Notes, Outcome, Viewer
 
@@ -54,13 +56,26 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
         counts.update(view.state for view in views)
         cordoned = sum(1 for view in views if view.row.cordoned)
         swarms = await platform.hosts.swarms_tracked()
+    tasks: dict[str, int] | None = None
+    if viewer.may(Permission.TASKS_READ):
+        async with platform.sessions() as session:
+            found = await session.execute(select(Task.state, func.count()).where(
+                Task.state.in_(("pending", "running"))).group_by(Task.state))
+            tasks = {"pending": 0, "running": 0, **dict(found.all())}
+    saved_today: traffic.Counters | None = None
+    if viewer.may(Permission.ANALYSIS_READ):
+        now = time.time()
+        # Since midnight UTC, the hours the analysis buckets hold.
+        buckets = await traffic.series(platform.sessions, now - now % 86400, "hour", None, now)
+        saved_today = sum((counters for _, counters in buckets), traffic.Counters())
     if viewer.may(Permission.AUDIT_READ):
         query = (select(AuditEntry).where(AuditEntry.result != "ok").order_by(AuditEntry.id.desc())
                  .limit(RECENT_FAILURES))
         async with platform.sessions() as session:
             failures = list((await session.execute(query)).scalars())
     return console.render(request, "overview.html", status, **frame(viewer), notes=notes, states=STATES,
-                          counts=counts, cordoned=cordoned, swarms=swarms, failures=failures)
+                          counts=counts, cordoned=cordoned, swarms=swarms, failures=failures, tasks=tasks,
+                          saved_today=saved_today)
 
 
 async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:

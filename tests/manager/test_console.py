@@ -4,6 +4,7 @@ tests/manager/test_console_browser.py drives the same in a real browser."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from manager.app import ManagerApp
 from manager.config import ManagerConfig
 from manager.console.forms import Form
 from manager.console.tasks import task_fields
+from manager.models import Task, TrafficHour
 from tests.manager.conftest import ADMIN_PASSWORD
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -188,3 +190,24 @@ def test_the_task_forms_fields_become_the_apis_body() -> None:
     assert image["targets"] == {"hosts": ["h1", "h2"], "count": 1} and image["secret"] == "reg"
     with pytest.raises(ApiError, match=r"targets\.count must be a number"):
         task_fields(Form([("reference", "r/a:1"), ("hosts", "h1"), ("count", "two")]))
+
+
+async def test_the_overview_shows_the_tasks_under_way_and_the_egress_saved_today(app: ManagerApp) -> None:
+    now = time.time()
+    async with app.platform.sessions.begin() as session:  # type: ignore[union-attr]
+        session.add(TrafficHour(hour=int(now // 3600 * 3600), host_id="h1", fetched_upstream=1000, fetched_peers=3000))
+        session.add(TrafficHour(hour=int(now // 3600 * 3600) - 2 * 86400, host_id="h1", fetched_upstream=99))
+        for state in ("running", "running", "pending", "succeeded"):
+            session.add(Task(kind="image", spec={}, targets={}, state=state, created_at=now))
+    async with client(app) as http:
+        assert (await log_in(http)).status_code == 303
+        page = (await http.get("/console/")).text
+
+    def count(name: str) -> str:
+        found = re.search(rf'data-count="{name}">([^<]*)<', page)
+        assert found, page
+        return found.group(1)
+
+    assert (count("tasks-running"), count("tasks-pending")) == ("2", "1")
+    # Today's hours only: the day before yesterday's upstream bytes are not in today's figure.
+    assert (count("saved-ratio"), count("fetched-peers"), count("fetched-upstream")) == ("75%", "3.0 kB", "1.0 kB")
