@@ -70,6 +70,59 @@ def chart(series: list[dict[str, Any]], step: str) -> Chart:
     return Chart(bars, " ".join(points), y_labels, x_labels)
 
 
+@dataclass(frozen=True, slots=True)
+class TimeBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    # p50, p95 or max of the task's hosts' times.
+    kind: str
+    seconds: float
+    task: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChart:
+    """Per task, oldest first: its hosts' times (p50, p95, max) as bars, its success rate as a line."""
+
+    bars: list[TimeBar]
+    rate_points: str
+    y_labels: list[tuple[float, str]]
+    x_labels: list[tuple[float, str]]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = RIGHT
+    top: int = TOP
+    bottom: int = BOTTOM
+
+
+def task_chart(figures: list[dict[str, Any]]) -> TaskChart:
+    tasks = sorted(figures, key=lambda f: int(f["id"]))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    peak = max([float(f["host_max"] or 0) for f in tasks] + [0.001])
+    slot = plot_w / max(len(tasks), 1)
+    bar_w = max(slot * 0.8 / 3, 1.0)
+    bars: list[TimeBar] = []
+    points: list[str] = []
+    for n, figure in enumerate(tasks):
+        x = LEFT + n * slot + slot * 0.1
+        for i, kind in enumerate(("p50", "p95", "max")):
+            seconds = figure[f"host_{kind}"]
+            if seconds is None:
+                continue
+            height = plot_h * float(seconds) / peak
+            bars.append(TimeBar(round(x + i * bar_w, 2), round(TOP + plot_h - height, 2), round(bar_w, 2),
+                                round(height, 2), kind, float(seconds), int(figure["id"])))
+        if figure["success_rate"] is not None:
+            points.append(f"{LEFT + (n + 0.5) * slot:.2f},{TOP + plot_h * (1 - float(figure['success_rate'])):.2f}")
+    y_labels = [(TOP + plot_h * (1 - share), f"{peak * share:.1f} s") for share in (0.0, 0.5, 1.0)]
+    every = max(1, -(-len(tasks) // X_LABELS))
+    x_labels = [(LEFT + (n + 0.5) * slot, f"#{f['id']}") for n, f in enumerate(tasks) if n % every == 0]
+    return TaskChart(bars, " ".join(points), y_labels, x_labels)
+
+
 async def analysis(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
     query = request.query_params
     if any(not value for _, value in query.multi_items()):
@@ -92,7 +145,8 @@ async def analysis(console: Console, request: Request, viewer: Viewer, notes: No
     csv_query = urlencode([*((k, v) for k, v in query.multi_items() if k != "format"), ("format", "csv")])
     return console.render(request, "analysis.html", status, **pages.frame(viewer), notes=notes, data=data,
                           chart=chart(data["series"], data["step"]), chosen=chosen, since_choices=SINCE_CHOICES,
-                          csv_link=f"/console/analysis/traffic.csv?{csv_query}", tasks=tasks)
+                          csv_link=f"/console/analysis/traffic.csv?{csv_query}", tasks=tasks,
+                          task_chart=task_chart(tasks["tasks"]) if tasks else None)
 
 
 async def download(console: Console, request: Request) -> Response:

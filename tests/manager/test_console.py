@@ -17,7 +17,7 @@ from manager.app import ManagerApp
 from manager.config import ManagerConfig
 from manager.console.forms import Form
 from manager.console.tasks import task_fields
-from manager.models import Task, TrafficHour
+from manager.models import Task, TaskHost, TrafficHour
 from tests.manager.conftest import ADMIN_PASSWORD
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -211,3 +211,26 @@ async def test_the_overview_shows_the_tasks_under_way_and_the_egress_saved_today
     assert (count("tasks-running"), count("tasks-pending")) == ("2", "1")
     # Today's hours only: the day before yesterday's upstream bytes are not in today's figure.
     assert (count("saved-ratio"), count("fetched-peers"), count("fetched-upstream")) == ("75%", "3.0 kB", "1.0 kB")
+
+
+async def test_the_analysis_page_charts_each_tasks_host_times_and_success_rate(app: ManagerApp) -> None:
+    now = time.time()
+    async with app.platform.sessions.begin() as session:  # type: ignore[union-attr]
+        for seconds in ((4.0, 6.0), (2.0, 9.0, 30.0)):
+            task = Task(kind="image", spec={}, targets={}, state="succeeded", created_at=now, started_at=now - 60,
+                        finished_at=now)
+            session.add(task)
+            await session.flush()
+            for n, took in enumerate(seconds):
+                session.add(TaskHost(task_id=task.id, host_id=f"h{n}", state="failed" if took == 30.0 else "succeeded",
+                                     started_at=now - 40, finished_at=now - 40 + took))
+    async with client(app) as http:
+        assert (await log_in(http)).status_code == 303
+        page = (await http.get("/console/analysis")).text
+    chart = page[page.index('id="tasks-chart"'):page.index("</svg>", page.index('id="tasks-chart"'))]
+    bars = re.findall(r'class="bar (p50|p95|max)"[^>]*data-seconds="([0-9.]+)" data-task="(\d+)"', chart)
+    assert [(kind, float(value)) for kind, value, _ in bars] == [
+        ("p50", 4.0), ("p95", 6.0), ("max", 6.0), ("p50", 9.0), ("p95", 30.0), ("max", 30.0)]
+    assert len({task for _, _, task in bars}) == 2
+    rates = re.findall(r'class="ratio-point" cx="[0-9.]+" cy="([0-9.]+)"', chart)
+    assert len(rates) == 2 and float(rates[0]) < float(rates[1])  # 100% is drawn higher than 67%
