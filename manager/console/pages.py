@@ -57,11 +57,14 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
         cordoned = sum(1 for view in views if view.row.cordoned)
         swarms = await platform.hosts.swarms_tracked()
     tasks: dict[str, int] | None = None
+    failed_tasks: list[Task] = []
     if viewer.may(Permission.TASKS_READ):
         async with platform.sessions() as session:
             found = await session.execute(select(Task.state, func.count()).where(
                 Task.state.in_(("pending", "running"))).group_by(Task.state))
             tasks = {"pending": 0, "running": 0, **dict(found.all())}
+            failed_tasks = list((await session.execute(select(Task).where(Task.state == "failed")
+                                                       .order_by(Task.id.desc()).limit(RECENT_FAILURES))).scalars())
     saved_today: traffic.Counters | None = None
     if viewer.may(Permission.ANALYSIS_READ):
         now = time.time()
@@ -75,7 +78,7 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
             failures = list((await session.execute(query)).scalars())
     return console.render(request, "overview.html", status, **frame(viewer), notes=notes, states=STATES,
                           counts=counts, cordoned=cordoned, swarms=swarms, failures=failures, tasks=tasks,
-                          saved_today=saved_today)
+                          failed_tasks=failed_tasks, saved_today=saved_today)
 
 
 async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:

@@ -199,6 +199,8 @@ async def test_the_overview_shows_the_tasks_under_way_and_the_egress_saved_today
         session.add(TrafficHour(hour=int(now // 3600 * 3600) - 2 * 86400, host_id="h1", fetched_upstream=99))
         for state in ("running", "running", "pending", "succeeded"):
             session.add(Task(kind="image", spec={}, targets={}, state=state, created_at=now))
+        session.add(Task(kind="file", spec={}, targets={}, state="failed", created_at=now, finished_at=now,
+                         error="1 of 2 hosts failed: h2: disk full"))
     async with client(app) as http:
         assert (await log_in(http)).status_code == 303
         page = (await http.get("/console/")).text
@@ -209,6 +211,8 @@ async def test_the_overview_shows_the_tasks_under_way_and_the_egress_saved_today
         return found.group(1)
 
     assert (count("tasks-running"), count("tasks-pending")) == ("2", "1")
+    failed = page[page.index('id="failed-tasks"'):]
+    assert "1 of 2 hosts failed: h2: disk full" in failed[:failed.index("</ul>")]
     # Today's hours only: the day before yesterday's upstream bytes are not in today's figure.
     assert (count("saved-ratio"), count("fetched-peers"), count("fetched-upstream")) == ("75%", "3.0 kB", "1.0 kB")
 
