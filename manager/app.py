@@ -101,7 +101,7 @@ class ManagerApp:
         runner = None
         if self.jobs is not None:
             runner = TaskRunner(sessions, self.jobs, book, box, interval=self.config.task_round,
-                                call_timeout=self.config.supernode_timeout)
+                                call_timeout=self.config.supernode_timeout, lease=self.config.task_lease)
             # Its first round puts again the jobs of the running tasks: nothing of them is lost by our restart.
             self._runner_task = asyncio.create_task(runner.run(), name="task-runner")
         self.platform = Platform(self.config, sessions, limiter, ROUTES, book, self.traffic, box, runner)
@@ -118,6 +118,12 @@ class ManagerApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner_task
             self._runner_task = None
+            if self.platform is not None and self.platform.runner is not None:
+                try:
+                    await self.platform.runner.release()
+                except Exception as exc:  # the database is away: the lease runs out by itself
+                    log.warning("the tasks this manager held could not be handed back: %s",
+                                _reason(exc, self.config.database))
         if self.jobs is not None:
             await self.jobs.close()
         if self.traffic is not None:

@@ -57,6 +57,9 @@ class ManagerConfig:
     host_write_every: float = 30.0
     # How often the task runner reads the jobs' progress and moves tasks along (manager/task_runner.py).
     task_round: float = 1.0
+    # How long a manager holds the tasks it moves without renewing (every round): after it died, another manager
+    # takes them over within this (manager/task_runner.py).
+    task_lease: float = 15.0
     # Sessions from `POST /api/v1/login` last this long.
     session_ttl: float = 12 * 3600.0
     # Failed logins: this many in `login_window` seconds, per username or per client address, and the next waits.

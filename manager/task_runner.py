@@ -14,6 +14,13 @@ job id, so the same job), and a job the supernode no longer reports is put again
 
 Endpoints that change a task (stop, retry, delete) hold `lock` for their transaction, so that a round and a write
 of one manager never overwrite each other.
+
+Several managers on one database (PostgreSQL) split the tasks by **lease**: each round first claims, in its own
+transaction, the active tasks that are its own, that nobody holds, or whose holder's lease (`lease` seconds,
+renewed every round) ran out, with one conditional UPDATE, so that of two managers racing for a task exactly one
+gets it; then it moves only the tasks it holds. A manager that stops hands its tasks back; one that dies holds them
+until its lease runs out, and another takes them over from where the database says they stood: its first round
+puts their live jobs again under the same job ids, so nothing is done twice.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supernode.jobs import FINAL_STATES, FileSpec, ImageSpec, Job, JobProgress, RegistryCredential
@@ -70,8 +77,11 @@ class JobRef:
 class TaskRunner:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channel: JobChannel, book: HostBook,
                  box: SecretBox, *, interval: float = 1.0, call_timeout: float = 5.0,
-                 reput_every: float = 15.0) -> None:
+                 reput_every: float = 15.0, lease: float = 15.0, owner: str = "") -> None:
         self.sessions = sessions
+        # Who holds a task's lease: this process, unique among the managers of one database.
+        self.owner = owner or f"manager-{secrets.token_hex(8)}"
+        self.lease = lease
         self.channel = channel
         self.book = book
         self.box = box
@@ -118,11 +128,30 @@ class TaskRunner:
             live = await self._bounded(self.book.snapshot())
         except (TimeoutError, OSError):
             live = None
+        await self._claim()
         async with self.lock, self.sessions.begin() as session:
             to_put, to_cancel = await self._step(session, progress, live)
         await self._put(to_put)
         self._resuming = False
         await self.cancel(to_cancel)
+
+    async def _claim(self) -> None:
+        """Hold (or keep holding) the active tasks that are ours or nobody's, or whose lease ran out."""
+        now = time.time()
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Task)
+                .where(Task.state.in_(ACTIVE_TASK_STATES))
+                .where(or_(Task.lease_owner == self.owner, Task.lease_owner == "", Task.lease_expires.is_(None),
+                           Task.lease_expires < now))
+                .values(lease_owner=self.owner, lease_expires=now + self.lease)
+            )
+
+    async def release(self) -> None:
+        """Hand our tasks back (a stop): another manager takes them at its next round, not after the lease."""
+        async with self.sessions.begin() as session:
+            await session.execute(update(Task).where(Task.lease_owner == self.owner)
+                                  .values(lease_owner="", lease_expires=None))
 
     async def _progress(self) -> dict[str, JobProgress] | None:
         try:
@@ -136,7 +165,7 @@ class TaskRunner:
                     live: LiveHosts | None) -> tuple[list[Job], list[JobRef]]:
         now = time.time()
         tasks = list((await session.execute(select(Task).where(Task.state.in_(ACTIVE_TASK_STATES))
-                                            .order_by(Task.id))).scalars())
+                                            .where(Task.lease_owner == self.owner).order_by(Task.id))).scalars())
         to_put: list[Job] = []
         for task in tasks:
             rows = list((await session.execute(select(TaskHost).where(TaskHost.task_id == task.id)

@@ -18,6 +18,7 @@ import pytest
 from manager.config import ManagerConfig
 from manager.host_source import SchedulerSource
 from manager.job_channel import BoardChannel
+from manager.models import Task
 from supernode.jobs import BlobProgress
 from supernode.scheduler import Scheduler
 from tests.manager.conftest import ADMIN_PASSWORD, Running, start
@@ -359,3 +360,51 @@ async def test_bad_task_bodies_are_a_400_naming_the_problem(tasks: Tasks, body: 
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "invalid" and message in answer.json()["message"], answer.text
     assert (await tasks.platform.http.get("/api/v1/tasks/x1", headers=tasks.admin)).status_code == 404
+
+
+async def test_two_managers_on_one_database_move_a_task_once_and_the_survivor_finishes_it(
+    manager_config: ManagerConfig, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    config = replace(manager_config, task_round=0.05, task_lease=0.6)
+    board, scheduler = PlayedBoard(), Scheduler()
+
+    async def holder(of: Tasks, task_id: int) -> str:
+        async with of.platform.app.platform.sessions() as session:  # type: ignore[union-attr]
+            task = await session.get(Task, task_id)
+            assert task is not None
+            return task.lease_owner
+
+    async for first in _tasks(config, board, scheduler):
+        async for second in _tasks(config, board, scheduler):
+            first.host("a", "10.0.0.1")
+            first.host("b", "10.0.0.2")
+            task_id = (await first.create(targets={"hosts": ["a", "b"]})).json()["id"]
+            await first.until(lambda: len(board.jobs) == 2, "two jobs")
+            owners = {m.platform.app.platform.runner.owner: m for m in (first, second)}  # type: ignore[union-attr]
+            held_by = await holder(first, task_id)
+            assert held_by in owners
+            # Both run rounds; one holds the task: the other neither starts it again nor gives other jobs.
+            await asyncio.sleep(0.5)
+            assert await holder(first, task_id) == held_by and len(set(board.puts)) == 2
+            board.report("a", "succeeded", 10, 10)
+            # The holder dies (its loop ends without handing its tasks back); the survivor takes over once the
+            # lease runs out, and finishes from where the database stood.
+            dying = owners[held_by]
+            task = dying.platform.app._runner_task  # a crash, as the test makes it
+            assert task is not None
+            task.cancel()
+            survivor = next(m for owner, m in owners.items() if owner != held_by)
+            survivor_owner = survivor.platform.app.platform.runner.owner  # type: ignore[union-attr]
+
+            async def taken_over(by: Tasks = survivor, task_id: int = task_id, owner: str = survivor_owner) -> bool:
+                return await holder(by, task_id) == owner
+
+            await survivor.until(taken_over, "the survivor holds the task", timeout=10)
+            board.report("b", "succeeded", 10, 10)
+            done = await survivor.state(task_id, "succeeded")
+            assert [h["state"] for h in done["hosts"]] == ["succeeded", "succeeded"]
+            # One job per host, whoever put it; the task started once.
+            assert len(set(board.puts)) == 2
+            events = await survivor.platform.http.get(f"/api/v1/tasks/{task_id}/events", headers=survivor.admin)
+            assert [e["what"] for e in events.json()["items"]].count("started") == 1
