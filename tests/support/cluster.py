@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess
+from tests.support.procs import ManagedProcess, ProcessExitedError
 
 # Keep proxy settings of the machine away from loopback traffic, and secrets of the caller's from the daemons.
 CLEAN_ENV: dict[str, str | None] = {
@@ -115,15 +115,37 @@ class DamselflyCluster:
         """Start a peer: `python -m <entry> peer ...`; a test entry point such as tests.support.faulty_peer
         takes the same flags as `damselfly` and wires a faulty peer. `wrap` goes before the command (a program that
         execs it, e.g. in a namespace of its own)."""
-        mirror_port, upload_port, files_port = free_port(), free_port(), free_port()
+        # A port the kernel handed out free may be taken by another test worker before the peer binds it: then
+        # the peer says so and exits, and it is started again on other ports (the product is not at fault).
+        for attempt in range(3):
+            mirror_port, upload_port, files_port = free_port(), free_port(), free_port()
+            args = self._peer_args(index, mirror_port, upload_port, files_port, extra_args, entry, wrap)
+            log_path = self.workdir / f"peer{index}.log"
+            try:
+                process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}",
+                                 self.join_token)
+                break
+            except ProcessExitedError as exc:
+                if attempt == 2 or "Address already in use" not in str(exc):
+                    raise
         data_dir = self.workdir / f"peer{index}"
+        peer = PeerProcess(
+            index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token, files_port
+        )
+        self.peers.append(peer)
+        return peer
+
+    def _peer_args(
+        self, index: int, mirror_port: int, upload_port: int, files_port: int, extra_args: list[str] | None,
+        entry: str, wrap: list[str] | None,
+    ) -> list[str]:
         args = [
             sys.executable, "-m", entry, "peer",
             "--supernode", self.supernode_url,
             "--listen", f"127.0.0.1:{mirror_port}",
             "--upload-listen", f"127.0.0.1:{upload_port}",
             "--files-listen", f"127.0.0.1:{files_port}",
-            "--data-dir", str(data_dir),
+            "--data-dir", str(self.workdir / f"peer{index}"),
             "--upstream", self.upstream_url,
             *self.extra_peer_args, *(extra_args or []),
         ]
@@ -131,14 +153,7 @@ class DamselflyCluster:
             config_path = self.workdir / "damselfly.toml"
             config_path.write_text(self.config_text)
             args += ["--config", str(config_path)]
-        log_path = self.workdir / f"peer{index}.log"
-        args = [*(wrap or []), *args]
-        process = _start(args, log_path, f"http://127.0.0.1:{mirror_port}/healthz", f"peer{index}", self.join_token)
-        peer = PeerProcess(
-            index, mirror_port, upload_port, data_dir, args, log_path, process, self.join_token, files_port
-        )
-        self.peers.append(peer)
-        return peer
+        return [*(wrap or []), *args]
 
     def stop(self) -> None:
         for peer in self.peers:
