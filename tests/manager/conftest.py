@@ -6,6 +6,7 @@ import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -89,3 +90,22 @@ async def sqlite_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> As
     monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
     async for running in start(replace(ManagerConfig(), data_dir=tmp_path / "data")):
         yield running
+
+
+# Debian's chromium: what the console's browser tests drive.
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright (its own browser download is not used), for the console's
+    browser tests; imported here only when a test asks for it, so the other tests need neither."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium; scripts/test.sh does as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra's playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.manager.conftest import CHROMIUM
 from tests.support.cluster import DamselflyCluster
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; scripts/test.sh does as root)",
                 allow_module_level=True)
@@ -106,31 +106,24 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         assert found, "the peer never showed as a healthy host"
         made.peer_id = found[0]["id"]
         yield made
-        _copy_for_the_docs(work)
+        copy_for_the_docs(work)
     finally:
         peers.stop()
         supernode.stop()
 
 
-def _copy_for_the_docs(shots: Path) -> None:
-    """`DAMSELFLY_CONSOLE_SHOTS=docs/console` refreshes the docs' screenshots from this run."""
+DOCS_SHOTS = ("overview", "hosts", "cluster-token", "viewer-hosts", "hosts-narrow")
+
+
+def copy_for_the_docs(shots: Path, names: tuple[str, ...] = DOCS_SHOTS) -> None:
+    """`DAMSELFLY_CONSOLE_SHOTS=docs/console` refreshes the docs' screenshots `names` from this run."""
     target = os.environ.get("DAMSELFLY_CONSOLE_SHOTS")
     if not target:
         return
-    for name in ("overview", "hosts", "cluster-token", "viewer-hosts", "hosts-narrow"):
+    for name in names:
         source = shots / f"console-{name}.png"
         if source.exists():
             shutil.copy(source, Path(target) / source.name)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture

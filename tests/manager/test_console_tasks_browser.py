@@ -11,9 +11,7 @@ and the analysis page's into the docs.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +23,13 @@ import httpx
 import pytest
 
 from tests.faults.helpers import pull_blob, push_blob, random_blob
-from tests.manager.test_console_browser import CHROMIUM, DESKTOP, _until, log_in, shot
+from tests.manager.test_console_browser import (
+    DESKTOP,
+    _until,
+    copy_for_the_docs,
+    log_in,
+    shot,
+)
 from tests.support.cluster import DamselflyCluster
 from tests.support.fixtures import require_binary
 from tests.support.images import ImageCache, PushedImage, push_image
@@ -93,30 +97,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
                                                               "password": VIEWER_PASSWORD})
             assert viewer.status_code == 201, viewer.text
             yield made
-            _copy_for_the_docs(work)
+            copy_for_the_docs(work, ("task", "analysis"))
         finally:
             peers.stop()
             supernode.stop()
-
-
-def _copy_for_the_docs(shots: Path) -> None:
-    target = os.environ.get("DAMSELFLY_CONSOLE_SHOTS")
-    if not target:
-        return
-    for name in ("task", "analysis"):
-        source = shots / f"console-{name}.png"
-        if source.exists():
-            shutil.copy(source, Path(target) / source.name)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
