@@ -32,10 +32,23 @@ class Bar:
 
 
 @dataclass(frozen=True, slots=True)
-class Chart:
-    """What the template draws: bars (upstream, peers) per bucket, the saved ratio as a line, the axes' labels."""
+class TimeBar:
+    x: float
+    y: float
+    width: float
+    height: float
+    # p50, p95 or max of the task's hosts' times.
+    kind: str
+    seconds: float
+    task: int
 
-    bars: list[Bar]
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """What the template draws: bars per bucket (upstream, peers) or per task (its hosts' p50, p95, max), a ratio
+    as a line (the saved ratio, the success rate) on the right axis, the axes' labels."""
+
+    bars: list[Bar] | list[TimeBar]
     ratio_points: str
     y_labels: list[tuple[float, str]]
     x_labels: list[tuple[float, str]]
@@ -70,35 +83,7 @@ def chart(series: list[dict[str, Any]], step: str) -> Chart:
     return Chart(bars, " ".join(points), y_labels, x_labels)
 
 
-@dataclass(frozen=True, slots=True)
-class TimeBar:
-    x: float
-    y: float
-    width: float
-    height: float
-    # p50, p95 or max of the task's hosts' times.
-    kind: str
-    seconds: float
-    task: int
-
-
-@dataclass(frozen=True, slots=True)
-class TaskChart:
-    """Per task, oldest first: its hosts' times (p50, p95, max) as bars, its success rate as a line."""
-
-    bars: list[TimeBar]
-    rate_points: str
-    y_labels: list[tuple[float, str]]
-    x_labels: list[tuple[float, str]]
-    width: int = WIDTH
-    height: int = HEIGHT
-    left: int = LEFT
-    right: int = RIGHT
-    top: int = TOP
-    bottom: int = BOTTOM
-
-
-def task_chart(figures: list[dict[str, Any]]) -> TaskChart:
+def task_chart(figures: list[dict[str, Any]]) -> Chart:
     tasks = sorted(figures, key=lambda f: int(f["id"]))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     peak = max([float(f["host_max"] or 0) for f in tasks] + [0.001])
@@ -120,7 +105,7 @@ def task_chart(figures: list[dict[str, Any]]) -> TaskChart:
     y_labels = [(TOP + plot_h * (1 - share), f"{peak * share:.1f} s") for share in (0.0, 0.5, 1.0)]
     every = max(1, -(-len(tasks) // X_LABELS))
     x_labels = [(LEFT + (n + 0.5) * slot, f"#{f['id']}") for n, f in enumerate(tasks) if n % every == 0]
-    return TaskChart(bars, " ".join(points), y_labels, x_labels)
+    return Chart(bars, " ".join(points), y_labels, x_labels)
 
 
 async def analysis(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
