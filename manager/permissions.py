@@ -14,7 +14,7 @@ class Permission(StrEnum):
     # One's own password.
     ACCOUNT_WRITE = "account:write"
     AUDIT_READ = "audit:read"
-    # Targets, distribution tasks; analysis is declared for the endpoints to come (issue #13).
+    # Targets, distribution tasks, analysis (issue #13).
     TARGETS_READ = "targets:read"
     TARGETS_WRITE = "targets:write"
     TASKS_READ = "tasks:read"
