@@ -481,8 +481,10 @@ class LoadGenerator:
         learned = 0
         deadline = time.perf_counter() + s.play_window + s.play_pieces * s.piece_interval + WAKE_TIMEOUT
 
-        async def heartbeat(host: int) -> None:
-            await asyncio.sleep(self.rng.uniform(0, HEARTBEAT_INTERVAL))
+        async def heartbeat(host: int, start: float) -> None:
+            # A host's beats are in phase with its start, as a real peer's timer is: a first beat when it starts, so a
+            # play shorter than the interval (the quick settings) still carries heartbeats.
+            await asyncio.sleep(start)
             while not stop.is_set():
                 await self._heartbeat_call(rec, host)(self.clients[host])
                 await asyncio.sleep(HEARTBEAT_INTERVAL)
@@ -512,14 +514,15 @@ class LoadGenerator:
 
         hosts = range(min(s.play_hosts, s.hosts))
         downloads = []
+        starts: dict[int, float] = {}
         for host in hosts:
-            start = self.rng.uniform(0, s.play_window)
+            start = starts[host] = self.rng.uniform(0, s.play_window)
             for layer in range(s.layers):
                 swarm = self.play_swarms[(host + layer) % len(self.play_swarms)]
                 member = Member(host, self.play_swarms.index(swarm))
                 swarm.members.append(member)
                 downloads.append(download(swarm, member, start))
-        beats = [asyncio.ensure_future(heartbeat(h)) for h in hosts]
+        beats = [asyncio.ensure_future(heartbeat(h, starts[h])) for h in hosts]
         try:
             await asyncio.gather(*downloads)
         finally:
