@@ -54,6 +54,8 @@ def add_parsers(commands: Any) -> None:
     create.add_argument("name")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--password-stdin", action="store_true", help="read the user's password from stdin")
+    create.add_argument("--cluster", action="append", default=[], metavar="NAME",
+                        help="the role holds only in this cluster (repeat; default: everywhere; not for admins)")
     listed = user.add_parser("list", help="list users")
     listed.add_argument("--json", action="store_true")
     delete = user.add_parser("delete", help="delete a user")
@@ -224,8 +226,9 @@ def _user_create(args: argparse.Namespace) -> None:
     generated = not args.password_stdin
     password = generate_password() if generated else _read_password(True, "")
     with _client(args) as client:
-        user = client.create_user(args.name, args.role, password)
-    print(f"created user {user['name']} ({user['role']})")
+        user = client.create_user(args.name, args.role, password, args.cluster)
+    where = f" in clusters {','.join(user['clusters'])}" if user.get("clusters") else ""
+    print(f"created user {user['name']} ({user['role']}{where})")
     if generated:
         print(f"password: {password}")
         print("(shown this once: pass it on safely; the user changes it with PUT /api/v1/me/password)",
@@ -238,7 +241,7 @@ def _user_list(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(users, indent=2))
     else:
-        _print_table([dict(u) for u in users], ["name", "role", "disabled", "created"])
+        _print_table([dict(u) for u in users], ["name", "role", "clusters", "disabled", "created"])
 
 
 def _user_delete(args: argparse.Namespace) -> None:

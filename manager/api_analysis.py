@@ -14,7 +14,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
 from . import task_analysis, traffic
@@ -22,6 +23,7 @@ from .api_errors import invalid, not_found
 from .api_tasks import TASK_STATES, load_task, task_id_of
 from .context import Context
 from .models import Cluster, Host, Task, TaskHost
+from .scopes import hosts_in, task_held
 from .tokens import BadDuration, parse_duration
 from .traffic import NAMES, Counters
 
@@ -39,10 +41,30 @@ def _start(at: int) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+async def _scoped_hosts(ctx: Context) -> set[str] | None:
+    """The hosts a role scoped to clusters reaches; None for an unscoped one (every host)."""
+    scope = ctx.me().clusters
+    if not scope:
+        return None
+    return {view.row.host_id for view in hosts_in(scope, await ctx.platform.hosts.views(ctx.platform.sessions))}
+
+
 async def _host_ids(ctx: Context, cluster: str, host: str) -> list[str] | None:
-    """The hosts the series is of: a cluster's, one host, or None (every host)."""
+    """The hosts the series is of: a cluster's, one host, or None (every host); within the principal's scope."""
     if cluster and host:
         raise invalid("give cluster or host, not both")
+    reach = await _scoped_hosts(ctx)
+    if reach is not None:
+        if cluster and cluster not in ctx.me().clusters:
+            raise not_found(f"no cluster {cluster[:64]!r}")
+        if host and host not in reach:
+            raise not_found(f"no host {host[:80]!r}")
+        ids = await _host_ids_unscoped(ctx, cluster, host)
+        return sorted(reach) if ids is None else [i for i in ids if i in reach]
+    return await _host_ids_unscoped(ctx, cluster, host)
+
+
+async def _host_ids_unscoped(ctx: Context, cluster: str, host: str) -> list[str] | None:
     if host:
         async with ctx.read() as session:
             known = (await session.execute(select(Host.id).where(Host.host_id == host))).scalar()
@@ -90,19 +112,37 @@ async def traffic_series(ctx: Context) -> Response:
     return JSONResponse(answer)
 
 
+async def _tasks_with_hosts(session: AsyncSession, query: Select[Task]) -> list[tuple[Task, list[TaskHost]]]:
+    tasks = list((await session.execute(query)).scalars())
+    rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
+    if tasks:
+        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))).scalars():
+            rows[row.task_id].append(row)
+    return [(task, rows[task.id]) for task in tasks]
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 async def traffic_metrics(ctx: Context) -> Response:
     totals = await traffic.totals_by_host(ctx.platform.sessions)
+    reach = await _scoped_hosts(ctx)
+    if reach is not None:
+        totals = {host: counters for host, counters in totals.items() if host in reach}
     lines: list[str] = []
     for name in NAMES:
         metric = f"damselfly_host_{name}_bytes_total"
         lines += [f"# HELP {metric} {_METRIC_HELP[name]}, as the platform sampled it.", f"# TYPE {metric} counter"]
         lines += [f'{metric}{{host="{_label(host)}"}} {getattr(c, name)}' for host, c in totals.items()]
     async with ctx.read() as session:
-        states = dict((await session.execute(select(Task.state, func.count()).group_by(Task.state))).all())
+        if reach is None:
+            states = dict((await session.execute(select(Task.state, func.count()).group_by(Task.state))).all())
+        else:
+            states = {}
+            for task, rows in (await _tasks_with_hosts(session, select(Task))):
+                if task_held(ctx.me().clusters, rows):
+                    states[task.state] = states.get(task.state, 0) + 1
     lines += ["# HELP damselfly_tasks Distribution tasks by state.", "# TYPE damselfly_tasks gauge"]
     lines += [f'damselfly_tasks{{state="{state}"}} {states.get(state, 0)}' for state in TASK_STATES]
     return Response("\n".join(lines) + "\n", media_type=PROMETHEUS)
@@ -112,7 +152,7 @@ async def task_figures(ctx: Context) -> Response:
     """One task's figures (manager/task_analysis.py)."""
     task_id = task_id_of(ctx)
     async with ctx.read() as session:
-        task, rows = await load_task(session, task_id)
+        task, rows = await load_task(session, task_id, ctx.me().clusters)
     return JSONResponse(task_analysis.task_figures(task, rows))
 
 
@@ -130,16 +170,15 @@ async def tasks_figures(ctx: Context) -> Response:
     if shape not in ("json", "csv"):
         raise invalid("format must be json or csv")
     now = time.time()
+    scope = ctx.me().clusters
     async with ctx.read() as session:
-        tasks = list((await session.execute(
-            select(Task).where(Task.created_at >= now - since).order_by(Task.id.desc()).limit(MAX_TASKS)
-        )).scalars())
-        rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
-        if tasks:
-            found = await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))
-            for row in found.scalars():
-                rows[row.task_id].append(row)
-    figures = [task_analysis.task_figures(task, rows[task.id], now) for task in tasks]
+        held = [
+            (task, rows) for task, rows in await _tasks_with_hosts(
+                session, select(Task).where(Task.created_at >= now - since).order_by(Task.id.desc()).limit(MAX_TASKS)
+            )
+            if task_held(scope, rows)
+        ]
+    figures = [task_analysis.task_figures(task, rows, now) for task, rows in held]
     if shape == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

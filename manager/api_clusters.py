@@ -20,6 +20,7 @@ from .context import Context
 from .models import Cluster
 from .pagination import page_of
 from .request_body import JsonObject
+from .scopes import beyond
 from .tokens import new_token, token_hash
 
 # Says what a leaked token is, as the session and API tokens' prefixes do.
@@ -69,17 +70,27 @@ def _name(ctx: Context) -> str:
     return name
 
 
-async def _cluster(session: AsyncSession, name: str) -> Cluster:
+async def _cluster(session: AsyncSession, name: str, scope: frozenset[str] = frozenset()) -> Cluster:
     cluster = (await session.execute(select(Cluster).where(Cluster.name == name))).scalar()
-    if cluster is None:
+    # Outside a scoped role's clusters, a cluster is not there at all: its name says nothing to the role.
+    if cluster is None or (scope and name not in scope):
         raise not_found(f"no cluster {name[:64]!r}")
     return cluster
 
 
+def _unscoped(ctx: Context) -> None:
+    """Changing clusters moves hosts into scopes: a scoped role could widen its own."""
+    scope = ctx.me().clusters
+    if scope:
+        raise beyond(scope, "clusters are changed by unscoped roles only")
+
+
 async def list_clusters(ctx: Context) -> Response:
     page = page_of(ctx.request)
+    scope = ctx.me().clusters
+    query = select(Cluster).where(Cluster.name.in_(scope)) if scope else select(Cluster)
     async with ctx.read() as session:
-        clusters = list((await session.execute(page.of(select(Cluster), Cluster.id))).scalars())
+        clusters = list((await session.execute(page.of(query, Cluster.id))).scalars())
     return JSONResponse(page.answer([cluster_json(c) for c in clusters], [c.id for c in clusters]))
 
 
@@ -87,6 +98,7 @@ async def create_cluster(ctx: Context) -> Response:
     body = await ctx.body("name", *_FIELDS)
     name = body.text("name", max_length=64)
     ctx.target = f"cluster:{name}"
+    _unscoped(ctx)
     if not NAME.match(name):
         raise invalid("name: lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, up to 63")
     description = body.text("description", default="", max_length=1024)
@@ -107,11 +119,12 @@ async def create_cluster(ctx: Context) -> Response:
 async def show_cluster(ctx: Context) -> Response:
     name = _name(ctx)
     async with ctx.read() as session:
-        return JSONResponse(cluster_json(await _cluster(session, name)))
+        return JSONResponse(cluster_json(await _cluster(session, name, ctx.me().clusters)))
 
 
 async def patch_cluster(ctx: Context) -> Response:
     name = _name(ctx)
+    _unscoped(ctx)
     body = await ctx.body(*_FIELDS)
     changed = [f for f in _FIELDS if f in body]
     async with ctx.write(ctx.target, f"changed {', '.join(changed) or 'nothing'}") as session:
@@ -125,6 +138,7 @@ async def patch_cluster(ctx: Context) -> Response:
 
 async def delete_cluster(ctx: Context) -> Response:
     name = _name(ctx)
+    _unscoped(ctx)
     async with ctx.write(ctx.target) as session:
         await session.delete(await _cluster(session, name))
     return Response(status_code=204)
@@ -132,6 +146,7 @@ async def delete_cluster(ctx: Context) -> Response:
 
 async def rotate_token(ctx: Context) -> Response:
     name = _name(ctx)
+    _unscoped(ctx)
     token = new_token(CLUSTER_TOKEN_PREFIX)
     async with ctx.write(ctx.target, "join token rotated") as session:
         cluster = await _cluster(session, name)

@@ -13,10 +13,12 @@ from .context import Context
 from .hosts import STATES, HostView
 from .models import Cluster, Host
 from .pagination import page_of
+from .scopes import hosts_in
 
 
 async def _views(ctx: Context) -> list[HostView]:
-    return await ctx.platform.hosts.views(ctx.platform.sessions)
+    """The hosts the principal's role reaches: a role scoped to clusters sees no others (manager/scopes.py)."""
+    return hosts_in(ctx.me().clusters, await ctx.platform.hosts.views(ctx.platform.sessions))
 
 
 async def list_hosts(ctx: Context) -> Response:

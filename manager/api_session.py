@@ -59,7 +59,8 @@ async def logout(ctx: Context) -> Response:
 async def whoami(ctx: Context) -> Response:
     me = ctx.me()
     answer: dict[str, Any] = {
-        "name": me.name, "role": me.role, "permissions": sorted(me.permissions), "via": me.kind,
+        "name": me.name, "role": me.role, "clusters": sorted(me.clusters), "permissions": sorted(me.permissions),
+        "via": me.kind,
         "expires": iso(me.expires_at),
     }
     return JSONResponse(answer)

@@ -20,8 +20,9 @@ from .api_errors import ApiError, conflict, invalid, not_found
 from .api_session import iso
 from .context import Context
 from .models import Cluster, RegistrySecret, Task, TaskEvent, TaskHost
-from .pagination import page_of
+from .pagination import Page, page_of
 from .request_body import JsonObject
+from .scopes import beyond, holds, task_held
 from .secret_box import SecretUnreadable
 from .task_runner import ACTIVE_TASK_STATES, JobRef, TaskRunner, event
 from .task_targets import BadTargets, Targets, resolve
@@ -196,10 +197,19 @@ async def _create(ctx: Context, body: JsonObject, dry_run: bool) -> Response:
     async with ctx.read() as session:
         clusters = set((await session.execute(select(Cluster.name))).scalars())
         secret = await _secret(session, body.data.get("secret"))
+    scope = me.clusters
+    if scope:
+        # A scoped role makes tasks in its own clusters only; it learns nothing of the others by trying.
+        clusters &= scope
+        views = [view for view in views if holds(scope, view.clusters)]
+        outside = [name for name in targets.clusters if name not in scope]
+        if outside:
+            raise beyond(scope, f"cluster {outside[0][:64]!r}")
     try:
         resolved = resolve(targets, views, clusters)
     except BadTargets as exc:
         raise invalid(str(exc)) from None
+    placed = {view.row.host_id: list(view.clusters) for view in views}
     task.secret_id = secret.id if secret is not None else None
     if dry_run:
         wait = _number(body, "wait", float, DEFAULT_DRY_RUN_WAIT)
@@ -217,7 +227,8 @@ async def _create(ctx: Context, body: JsonObject, dry_run: bool) -> Response:
         session.add(task)
         await session.flush()
         rows = [TaskHost(task_id=task.id, host_id=host, job_id="", attempt=1, state="pending", job_live=False,
-                         bytes_done=0, bytes_total=0, from_upstream=0, from_peers=0, error="", blobs=[])
+                         bytes_done=0, bytes_total=0, from_upstream=0, from_peers=0, error="", blobs=[],
+                         clusters=placed.get(host, []))
                 for host in resolved.hosts]
         session.add_all(rows)
         skipped = f"; cordoned, skipped: {', '.join(resolved.cordoned)}" if resolved.cordoned else ""
@@ -237,12 +248,16 @@ def task_id_of(ctx: Context) -> int:
     return int(text)
 
 
-async def load_task(session: AsyncSession, task_id: int) -> tuple[Task, list[TaskHost]]:
+async def load_task(session: AsyncSession, task_id: int, scope: frozenset[str] = frozenset()
+                    ) -> tuple[Task, list[TaskHost]]:
+    """The task and its hosts; 404 for one outside `scope` (a role scoped to clusters: manager/scopes.py)."""
     task = await session.get(Task, task_id)
     if task is None:
         raise not_found(f"no task {task_id}")
     rows = list((await session.execute(select(TaskHost).where(TaskHost.task_id == task_id)
                                        .order_by(TaskHost.id))).scalars())
+    if not task_held(scope, rows):
+        raise not_found(f"no task {task_id}")
     return task, rows
 
 
@@ -266,21 +281,38 @@ async def list_tasks(ctx: Context) -> Response:
         statement = statement.where(Task.state == state)
     if kind:
         statement = statement.where(Task.kind == kind)
+    scope = ctx.me().clusters
+    tasks: list[Task] = []
+    rows: dict[int, list[TaskHost]] = {}
     async with ctx.read() as session:
-        tasks = list((await session.execute(page.of(statement, Task.id, newest_first=True))).scalars())
-        ids = [task.id for task in tasks]
-        rows: dict[int, list[TaskHost]] = {task_id: [] for task_id in ids}
-        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(ids)))).scalars():
-            rows[row.task_id].append(row)
+        # A scoped role's page is filled from as many pages of the table as it takes: its tasks may be few among many.
+        cursor = page.cursor
+        while len(tasks) <= page.limit:
+            chunk = Page(page.limit, cursor).of(statement, Task.id, newest_first=True)
+            found = list((await session.execute(chunk)).scalars())
+            if not found:
+                break
+            ids = [task.id for task in found]
+            chunk_rows: dict[int, list[TaskHost]] = {task_id: [] for task_id in ids}
+            for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(ids)))).scalars():
+                chunk_rows[row.task_id].append(row)
+            for task in found:
+                if task_held(scope, chunk_rows[task.id]):
+                    tasks.append(task)
+                    rows[task.id] = chunk_rows[task.id]
+            if len(found) <= page.limit:
+                break
+            cursor = found[-1].id
+        tasks = tasks[: page.limit + 1]
         names = await _secret_names(session, {t.secret_id for t in tasks if t.secret_id is not None})
     items = [task_json(t, rows[t.id], names.get(t.secret_id or 0), detail=False) for t in tasks]
-    return JSONResponse(page.answer(items, ids))
+    return JSONResponse(page.answer(items, [t.id for t in tasks]))
 
 
 async def show_task(ctx: Context) -> Response:
     task_id = task_id_of(ctx)
     async with ctx.read() as session:
-        task, rows = await load_task(session, task_id)
+        task, rows = await load_task(session, task_id, ctx.me().clusters)
         names = await _secret_names(session, {task.secret_id} if task.secret_id is not None else set())
     return JSONResponse(task_json(task, rows, names.get(task.secret_id or 0), detail=True))
 
@@ -289,7 +321,7 @@ async def stop_task(ctx: Context) -> Response:
     task_id = task_id_of(ctx)
     me = ctx.me()
     async with _lock(ctx), ctx.write(ctx.target) as session:
-        task, rows = await load_task(session, task_id)
+        task, rows = await load_task(session, task_id, me.clusters)
         if task.state not in ACTIVE_TASK_STATES:
             raise conflict(f"task {task_id} is {task.state} already")
         now = time.time()
@@ -317,7 +349,7 @@ async def retry_task(ctx: Context) -> Response:
     _runner(ctx)
     async with _lock(ctx):
         async with ctx.read() as session:
-            task, rows = await load_task(session, task_id)
+            task, rows = await load_task(session, task_id, me.clusters)
         if task.state in ACTIVE_TASK_STATES or task.state == "succeeded":
             raise conflict(f"task {task_id} is {task.state}: only a failed or stopped task is retried")
         again = [row for row in rows if row.state in ("failed", "stopped")]
@@ -344,7 +376,7 @@ async def delete_task(ctx: Context) -> Response:
     task_id = task_id_of(ctx)
     async with _lock(ctx):
         async with ctx.read() as session:
-            task, rows = await load_task(session, task_id)
+            task, rows = await load_task(session, task_id, ctx.me().clusters)
         if task.state in ACTIVE_TASK_STATES:
             raise conflict(f"task {task_id} is {task.state}: stop it first")
         if any(row.job_live for row in rows):
@@ -359,8 +391,7 @@ async def task_events(ctx: Context) -> Response:
     task_id = task_id_of(ctx)
     page = page_of(ctx.request)
     async with ctx.read() as session:
-        if await session.get(Task, task_id) is None:
-            raise not_found(f"no task {task_id}")
+        await load_task(session, task_id, ctx.me().clusters)
         events = list((await session.execute(page.of(select(TaskEvent).where(TaskEvent.task_id == task_id),
                                                       TaskEvent.id))).scalars())
     items = [{"id": e.id, "at": iso(e.at), "actor": e.actor, "what": e.what, "detail": e.detail} for e in events]

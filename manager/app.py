@@ -22,6 +22,7 @@ from .api_errors import STATUS_CODES
 from .config import ManagerConfig
 from .console.app import routes as console_routes
 from .context import Context, Platform
+from .cordon_keeper import CordonKeeper
 from .database import create_engine, database_url, session_factory, shown
 from .dispatch import UNAVAILABLE, dispatch
 from .host_source import HostSource, SupernodeApiSource
@@ -57,6 +58,7 @@ class ManagerApp:
         self.platform: Platform | None = None
         self.stopping = asyncio.Event()
         self.traffic: TrafficRecorder | None = None
+        self.cordons: CordonKeeper | None = None
         self.app = Starlette(
             routes=[
                 *(Route(r.path, self._endpoint(r), methods=[r.method]) for r in ROUTES),
@@ -98,6 +100,10 @@ class ManagerApp:
             log.warning("the cordoned hosts could not be told to the scheduler: %s", _reason(exc, self.config.database))
         self.traffic = TrafficRecorder(book, sessions, self.config.traffic_every)
         self.traffic.start()
+        if isinstance(self.host_source, SupernodeApiSource):
+            # In the supernode's own process, its restart is ours: the push above is enough there.
+            self.cordons = CordonKeeper(book, sessions, self.config.cordon_every)
+            self.cordons.start()
         runner = None
         if self.jobs is not None:
             runner = TaskRunner(sessions, self.jobs, book, box, interval=self.config.task_round,
@@ -129,6 +135,9 @@ class ManagerApp:
         if self.traffic is not None:
             await self.traffic.close()
             self.traffic = None
+        if self.cordons is not None:
+            await self.cordons.close()
+            self.cordons = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

@@ -30,6 +30,7 @@ class Session(TypedDict):
 class UserInfo(TypedDict):
     name: str
     role: str
+    clusters: list[str]
     disabled: bool
     created: str
 
@@ -111,8 +112,11 @@ class ManagerClient:
     def users(self) -> list[UserInfo]:
         return cast(list[UserInfo], self._pages("/users"))
 
-    def create_user(self, name: str, role: str, password: str) -> UserInfo:
-        return cast(UserInfo, self._call("POST", "/users", {"name": name, "role": role, "password": password}))
+    def create_user(self, name: str, role: str, password: str, clusters: list[str] | None = None) -> UserInfo:
+        body: dict[str, Any] = {"name": name, "role": role, "password": password}
+        if clusters:
+            body["clusters"] = clusters
+        return cast(UserInfo, self._call("POST", "/users", body))
 
     def delete_user(self, name: str) -> None:
         self._call("DELETE", f"/users/{_segment(name)}")

@@ -53,6 +53,13 @@ class ManagerConfig:
         Setting("seconds between two samples of the hosts' traffic counters, for the platform's analysis",
                 key="traffic_every", flag="--traffic-every", kind="float", metavar="SECONDS"),
     )
+    # How often a manager tells the supernodes the cordoned hosts again (manager/cordon_keeper.py): a supernode that
+    # restarted holds them again within this.
+    cordon_every: float = setting(
+        10.0,
+        Setting("seconds between two tellings of the cordoned hosts to the supernodes (a restarted one hears them "
+                "again within this)", key="cordon_every", flag="--cordon-every", kind="float", metavar="SECONDS"),
+    )
     # A live host's row is written at most this often (and when its address, labels, name or version change).
     host_write_every: float = 30.0
     # How often the task runner reads the jobs' progress and moves tasks along (manager/task_runner.py).

@@ -29,6 +29,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[float] = mapped_column(Float)
     disabled: Mapped[bool] = mapped_column(default=False)
+    # The clusters the role holds in; empty: all of them (manager/scopes.py).
+    clusters: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class ApiToken(Base):
@@ -212,6 +214,8 @@ class TaskHost(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The job's last BlobProgress list, as JSON (supernode/jobs.py).
     blobs: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The clusters the host was in when the task was made: who sees the task (manager/scopes.py).
+    clusters: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class TaskEvent(Base):

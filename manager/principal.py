@@ -25,6 +25,8 @@ class Principal:
     # The session's or the API token's id.
     credential_id: int
     expires_at: float
+    # The clusters the role holds in; empty: all (manager/scopes.py).
+    clusters: frozenset[str] = frozenset()
 
     @property
     def via(self) -> str:
@@ -50,7 +52,7 @@ async def authenticate(session: AsyncSession, token: str, now: float | None = No
         if user is None or user.disabled:
             raise unauthenticated("the session's user is disabled or gone")
         return Principal(user.id, user.name, user.role, permissions_of(user.role), "session", login.id,
-                         login.expires_at)
+                         login.expires_at, frozenset(user.clusters or ()))
     if token.startswith(API_PREFIX):
         api = (await session.execute(select(ApiToken).where(ApiToken.token_hash == digest))).scalar()
         if api is None or api.expires_at <= now:
@@ -61,5 +63,6 @@ async def authenticate(session: AsyncSession, token: str, now: float | None = No
         api.last_used_at = now
         # A token never holds more than its user's role gives today, whatever it was created with.
         held = permissions_of(user.role) & parse_scopes(list(api.scopes))
-        return Principal(user.id, user.name, user.role, held, "token", api.id, api.expires_at)
+        return Principal(user.id, user.name, user.role, held, "token", api.id, api.expires_at,
+                         frozenset(user.clusters or ()))
     raise unauthenticated("not a Damselfly token")

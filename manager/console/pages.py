@@ -9,14 +9,16 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .. import traffic
 from ..hosts import STATES
-from ..models import AuditEntry, Cluster, Task
+from ..models import AuditEntry, Cluster, Task, TaskHost
 from ..permissions import Permission, Role
+from ..scopes import hosts_in, task_held
 from .web import Console, Notes, Outcome, Viewer
 
 Page = Callable[[Console, Request, Viewer, Notes, int], Awaitable[Response]]
@@ -34,6 +36,8 @@ NAV: tuple[tuple[str, str, Permission | None], ...] = (
     ("/console/account", "Account", None),
 )
 RECENT_FAILURES = 10
+# A scoped role's overview looks at the newest this many active or failed tasks (a bound, not a query per task).
+SCOPED_TASKS_SCANNED = 2000
 
 
 def frame(viewer: Viewer) -> dict[str, object]:
@@ -51,8 +55,13 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
     swarms: int | None = None
     failures: list[AuditEntry] = []
     platform = console.platform
+    scope = viewer.clusters
+    # What a role scoped to clusters reaches (manager/scopes.py); None: everything.
+    reach: list[str] | None = None
+    if scope:
+        reach = [v.row.host_id for v in hosts_in(scope, await platform.hosts.views(platform.sessions))]
     if viewer.may(Permission.TARGETS_READ):
-        views = await platform.hosts.views(platform.sessions)
+        views = hosts_in(scope, await platform.hosts.views(platform.sessions))
         counts.update(view.state for view in views)
         cordoned = sum(1 for view in views if view.row.cordoned)
         swarms = await platform.hosts.swarms_tracked()
@@ -60,16 +69,19 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
     failed_tasks: list[Task] = []
     if viewer.may(Permission.TASKS_READ):
         async with platform.sessions() as session:
-            found = await session.execute(select(Task.state, func.count()).where(
-                Task.state.in_(("pending", "running"))).group_by(Task.state))
-            tasks = {"pending": 0, "running": 0, **dict(found.all())}
-            failed_tasks = list((await session.execute(select(Task).where(Task.state == "failed")
-                                                       .order_by(Task.id.desc()).limit(RECENT_FAILURES))).scalars())
+            if scope:
+                tasks, failed_tasks = await _scoped_tasks(session, scope)
+            else:
+                found = await session.execute(select(Task.state, func.count()).where(
+                    Task.state.in_(("pending", "running"))).group_by(Task.state))
+                tasks = {"pending": 0, "running": 0, **dict(found.all())}
+                failed_tasks = list((await session.execute(select(Task).where(Task.state == "failed")
+                                                           .order_by(Task.id.desc()).limit(RECENT_FAILURES))).scalars())
     saved_today: traffic.Counters | None = None
     if viewer.may(Permission.ANALYSIS_READ):
         now = time.time()
         # Since midnight UTC, the hours the analysis buckets hold.
-        buckets = await traffic.series(platform.sessions, now - now % 86400, "hour", None, now)
+        buckets = await traffic.series(platform.sessions, now - now % 86400, "hour", reach, now)
         saved_today = sum((counters for _, counters in buckets), traffic.Counters())
     if viewer.may(Permission.AUDIT_READ):
         query = (select(AuditEntry).where(AuditEntry.result != "ok").order_by(AuditEntry.id.desc())
@@ -79,6 +91,22 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
     return console.render(request, "overview.html", status, **frame(viewer), notes=notes, states=STATES,
                           counts=counts, cordoned=cordoned, swarms=swarms, failures=failures, tasks=tasks,
                           failed_tasks=failed_tasks, saved_today=saved_today)
+
+
+async def _scoped_tasks(session: AsyncSession, scope: frozenset[str]) -> tuple[dict[str, int], list[Task]]:
+    """The overview's task figures over the tasks a scoped role sees: active ones counted, recent failures."""
+    query = select(Task).where(Task.state.in_(("pending", "running", "failed"))).order_by(Task.id.desc())
+    tasks = list((await session.execute(query.limit(SCOPED_TASKS_SCANNED))).scalars())
+    rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
+    if tasks:
+        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))).scalars():
+            rows[row.task_id].append(row)
+    held = [task for task in tasks if task_held(scope, rows[task.id])]
+    counts = {"pending": 0, "running": 0}
+    for task in held:
+        if task.state in counts:
+            counts[task.state] += 1
+    return counts, [task for task in held if task.state == "failed"][:RECENT_FAILURES]
 
 
 async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes, status: int) -> Response:
@@ -98,6 +126,8 @@ async def hosts(console: Console, request: Request, viewer: Viewer, notes: Notes
         items = listed.data["items"]
     async with console.platform.sessions() as session:
         clusters = list((await session.execute(select(Cluster.name).order_by(Cluster.name))).scalars())
+    if viewer.clusters:
+        clusters = [name for name in clusters if name in viewer.clusters]
     return console.render(request, "hosts.html", status, **frame(viewer), notes=notes, hosts=items,
                           clusters=clusters, states=STATES, next=next_page(query, listed),
                           chosen={"cluster": query.get("cluster", ""), "state": query.get("state", ""),

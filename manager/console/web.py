@@ -60,6 +60,8 @@ class Viewer:
     role: str
     permissions: frozenset[str]
     csrf: str
+    # The clusters the role holds in; empty: all (manager/scopes.py).
+    clusters: frozenset[str] = frozenset()
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions
@@ -116,7 +118,7 @@ class Console:
         if not me.ok:
             return None
         return Viewer(me.data["name"], me.data["role"], frozenset(me.data["permissions"]),
-                      csrf_of(request.cookies.get(SESSION_COOKIE, "")))
+                      csrf_of(request.cookies.get(SESSION_COOKIE, "")), frozenset(me.data.get("clusters", ())))
 
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         html = self.env.get_template(template).render(path=request.url.path, **values)

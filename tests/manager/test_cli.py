@@ -52,6 +52,13 @@ def test_login_user_and_token_commands(server: str, tmp_path: Path) -> None:
     listed = damselfly(["user", "list", "--json"], admin_home)
     assert listed.returncode == 0
     assert {"bob", "admin"} <= set(listed.stdout.replace('"', " ").split())
+    # A role scoped to a cluster: to one that exists; the refusal is the server's one line.
+    made = damselfly(["cluster", "create", "edge", "--label", "zone=edge"], admin_home)
+    assert made.returncode == 0, made.stderr
+    scoped = damselfly(["user", "create", "eve", "--role", "operator", "--cluster", "edge"], admin_home)
+    assert scoped.returncode == 0 and "(operator in clusters edge)" in scoped.stdout, scoped.stdout + scoped.stderr
+    unknown = damselfly(["user", "create", "fay", "--role", "operator", "--cluster", "nowhere"], admin_home)
+    assert unknown.returncode != 0 and "no cluster 'nowhere'" in unknown.stderr and "Traceback" not in unknown.stderr
 
     token = damselfly(["token", "create", "--scope", "users:read", "--expires", "1h", "--name", "ci"], admin_home)
     assert token.returncode == 0, token.stderr

@@ -17,14 +17,14 @@ async def test_an_empty_database_migrates_to_head(manager_config: ManagerConfig)
     try:
         assert await migrate.current_revision(engine) is None
         await migrate.upgrade(engine)
-        assert await migrate.current_revision(engine) == "0005"
+        assert await migrate.current_revision(engine) == "0006"
         async with engine.connect() as conn:
             tables = await conn.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         assert {"users", "api_tokens", "sessions", "audit_log", "hosts", "clusters", "traffic_counters",
                 "traffic_hours", "tasks", "task_hosts", "task_events", "secrets"} <= tables
         # Running again at head changes nothing and does not fail.
         await migrate.upgrade(engine)
-        assert await migrate.current_revision(engine) == "0005"
+        assert await migrate.current_revision(engine) == "0006"
     finally:
         await engine.dispose()
 
@@ -42,7 +42,7 @@ async def test_a_database_at_0001_upgrades_in_place_keeping_its_rows(manager_con
                 "VALUES ('old', 'viewer', 'x', :now, false)"
             ), {"now": time.time()})
         await migrate.upgrade(engine)
-        assert await migrate.current_revision(engine) == "0005"
+        assert await migrate.current_revision(engine) == "0006"
         async with engine.connect() as conn:
             names = (await conn.execute(sa.text("SELECT name, role FROM users"))).all()
             audit = (await conn.execute(sa.text("SELECT count(*) FROM audit_log"))).scalar_one()

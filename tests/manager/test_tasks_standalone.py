@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from manager.host_source import SupernodeApiSource
 from manager.job_channel import ChannelUnavailable, SupernodeChannel
 from supernode.config import SupernodeConfig
 from supernode.jobs import ImageSpec, Job, JobList
+from supernode.scheduler import Scheduler
 from supernode.server import create_app as create_supernode_app
 from tests.manager.conftest import ADMIN_PASSWORD
 from tests.support.identities import OPERATOR_TOKEN, credential_headers, register_body
@@ -118,3 +120,46 @@ async def test_with_two_supernodes_a_hosts_job_goes_to_the_one_its_daemon_polls(
         assert len({owner_index(urls, host) for host in hosts}) == 2
     finally:
         await channel.close()
+
+
+class _Restartable:
+    """The supernode's address, behind which a new supernode (empty state) may stand in for the old one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+async def test_a_supernode_restarted_under_a_standalone_manager_is_told_the_cordons_again(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DAMSELFLY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    config = SupernodeConfig(operator_token=OPERATOR_TOKEN)
+    first = Scheduler(config.scheduler_config())
+    supernode = _Restartable(create_supernode_app(config, scheduler=first))
+    to_supernode = httpx.ASGITransport(app=supernode)
+    manager_config = replace(ManagerConfig(data_dir=tmp_path / "data"), cordon_every=0.2)  # type: ignore[operator]
+    app = ManagerApp(manager_config, SupernodeApiSource(["http://sn"], OPERATOR_TOKEN, transport=to_supernode), None)
+    assert await app.startup()
+    try:
+        async with httpx.AsyncClient(transport=to_supernode, base_url="http://sn") as host, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as http:
+            peer_id = (await host.post("/api/v1/peers", json=register_body("edge"))).json()["peer_id"]
+            login = await http.post("/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+            admin = {"Authorization": f"Bearer {login.json()['token']}"}
+            cordoned = await http.post(f"/api/v1/hosts/{peer_id}/cordon", headers=admin)
+            assert cordoned.status_code == 200 and cordoned.json()["scheduler_told"], cordoned.text
+            assert first.cordoned == {peer_id}
+            # The supernode restarts: its scheduler knows nothing; the host registers with it again.
+            second = Scheduler(config.scheduler_config())
+            supernode.app = create_supernode_app(config, scheduler=second)
+            again = (await host.post("/api/v1/peers", json=register_body("edge"))).json()["peer_id"]
+            assert again == peer_id and second.cordoned == frozenset()
+            deadline = time.monotonic() + 5
+            while second.cordoned != {peer_id} and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert second.cordoned == {peer_id}
+    finally:
+        await app.shutdown()
