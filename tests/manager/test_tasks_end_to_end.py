@@ -1,5 +1,5 @@
 """Distribution tasks from the operator's command line to the hosts' stores, with every part real: a registry, an
-nginx origin, a `damselfly supernode` hosting the platform, three `damselfly peer`s whose agents run the jobs.
+nginx origin, a `damselfly supernode` hosting the platform, four `damselfly peer`s whose agents run the jobs.
 
 Each peer runs in its own mount namespace in which one directory, the same path for all, is the peer's own
 (a bind mount of a directory of its own): so "this path on these hosts" can be checked on one machine, by
@@ -23,7 +23,7 @@ import pytest
 from tests.manager.test_cli import damselfly
 from tests.manager.test_hosts_live import _until
 from tests.support.cluster import DamselflyCluster, PeerProcess
-from tests.support.images import ImageCache, push_image
+from tests.support.images import ImageCache, push_image, push_index
 from tests.support.jobs import host_id, stored
 from tests.support.nginx import NginxOrigin
 from tests.support.ports import free_port
@@ -87,14 +87,17 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
         try:
             peers: list[PeerProcess] = []
             owns: list[Path] = []
-            for index in range(3):
+            for index in range(4):
                 own = tmp_path / f"host{index}-files"
                 own.mkdir()
                 owns.append(own)
                 wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", BIND_AND_RUN, "sh", str(own),
                         str(landing)]
-                peers.append(cluster.add_peer(index, wrap=wrap))
-            ids = [host_id(peer) for peer in peers]
+                # Host 2 is the one the label names; host 3 is named by nothing.
+                zone = ["--label", "zone=b" if index == 2 else "zone=a"]
+                peers.append(cluster.add_peer(index, extra_args=zone, wrap=wrap))
+            all_ids = [host_id(peer) for peer in peers]
+            ids, bystander = all_ids[:3], peers[3]
 
             def listed_healthy() -> bool:
                 hosts = json.loads(damselfly(["host", "list", "--json"], home).stdout)
@@ -102,22 +105,32 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
 
             _until(listed_healthy)
 
-            # An image on all three hosts: every blob in every store, the upstream sending about one copy.
-            image = push_image(image_cache.get([2 * MiB, 3 * MiB, 4 * MiB], seed=303), registry.url, "e2e/app", "v1")
+            # A multi-arch index; its amd64 image to two hosts by id and one by label: every blob of that image in
+            # the stores of exactly those three, the upstream sending about one copy; none of the arm64 image's.
+            image = push_image(image_cache.get([2 * MiB, 3 * MiB, 4 * MiB], seed=303), registry.url, "e2e/app",
+                               "amd64")
+            other = push_image(image_cache.get([1 * MiB, 2 * MiB], architecture="arm64", seed=313), registry.url,
+                               "e2e/app", "arm64")
+            push_index(registry.url, "e2e/app", "v1", [image, other])
             size = sum(s for _, s in image.blobs)
             registry.reset_counts()
-            task_id = _create(home, "image", "e2e/app:v1", "--hosts", ",".join(ids))
+            task_id = _create(home, "image", "e2e/app:v1", "--platform", "linux/amd64", "--hosts",
+                              ",".join(ids[:2]), "--selector", "zone=b")
             task = _until_task(home, task_id, lambda t: t["state"] in ("succeeded", "failed", "stopped"))
             assert task["state"] == "succeeded", json.dumps(task, indent=1)[:3000]
             assert {h["host"] for h in task["hosts"]} == set(ids)
             for host in task["hosts"]:
                 assert (host["state"], host["bytes_done"], host["bytes_total"]) == ("succeeded", size, size), host
                 assert {b["digest"] for b in host["blobs"]} == {d for d, _ in image.blobs}
-            for peer in peers:
+            for peer in peers[:3]:
                 for digest, blob_size in image.blobs:
                     path = stored(peer, digest)
                     assert path.stat().st_size == blob_size
                     assert "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() == digest
+                for digest, _ in other.blobs:
+                    assert not stored(peer, digest).exists(), f"the arm64 blob {digest} landed on {peer.index}"
+            for digest, _ in [*image.blobs, *other.blobs]:
+                assert not stored(bystander, digest).exists(), f"{digest} landed on the host no target named"
             assert task["totals"]["from_peers"] > 0, "the hosts shared nothing"
             assert registry.served_bytes() <= 1.1 * size, registry.served_bytes()
             assert task["totals"]["from_upstream"] + task["totals"]["from_peers"] == 3 * size
@@ -141,13 +154,23 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
             assert done["state"] == "succeeded", json.dumps(done, indent=1)[:3000]
             assert {h["host"] for h in done["hosts"]} == {ids[0], ids[2]}
             assert (owns[0] / "tool.tar").read_bytes() == data and (owns[2] / "tool.tar").read_bytes() == data
-            assert list(owns[1].iterdir()) == [] and list(landing.iterdir()) == []
+            assert list(owns[1].iterdir()) == [] and list(owns[3].iterdir()) == [] and list(landing.iterdir()) == []
             assert nginx.sent_bytes("/tool.tar") <= 1.1 * len(data)
 
             # A task held to a slow rate, stopped: every host's job stops within seconds, the task is `stopped`.
             push_image(image_cache.get([24 * MiB], seed=304), registry.url, "e2e/slow", "v1")
             slow_task = _create(home, "image", "e2e/slow:v1", "--hosts", ",".join(ids), "--rate", "1MB/s")
-            _until_task(home, slow_task, lambda t: t["totals"]["bytes_done"] > 0)
+            _until_task(home, slow_task, lambda t: all(h["bytes_done"] > 0 for h in t["hosts"]))
+            # The task's rate holds on every host, as the task's own figures show over a few seconds: none moves
+            # faster (progress is reported about every second, so a window's edges move a figure by a second's
+            # bytes), and the one fetching from the upstream moves at about the rate (the others take its pieces a
+            # piece behind it).
+            before, began = _task(home, slow_task), time.monotonic()
+            time.sleep(5)
+            after, lasted = _task(home, slow_task), time.monotonic() - began
+            rates = [(new["bytes_done"] - old["bytes_done"]) / lasted
+                     for old, new in zip(before["hosts"], after["hosts"], strict=True)]
+            assert max(rates) <= 1.5e6 and max(rates) >= 0.5e6, rates
             stopped = damselfly(["task", "stop", slow_task], home)
             assert stopped.returncode == 0, stopped.stderr
             asked = time.monotonic()
