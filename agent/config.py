@@ -22,6 +22,9 @@ class AgentConfig:
     # The command a `runtime` job pulls with (`{reference}` in it is the image); empty: the first runtime found
     # (agent/runtime_pull.py).
     runtime_pull: tuple[str, ...] = ()
+    # This host's mirror as a runtime on it reaches it (`127.0.0.1:65001`): docker pulls registries other than
+    # Docker Hub from it by name (agent/runtime_commands.py).
+    mirror_host: str = ""
     # How long one long-poll of the host's jobs is held at the supernode.
     poll_wait: float = 25.0
     # How often a running job's progress is posted at most (a state change is posted at once).

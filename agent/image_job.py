@@ -22,8 +22,9 @@ from .config import AgentConfig
 from .failure import JobFailed
 from .manifests import Descriptor, ManifestError, fetch_manifest, wanted
 from .progress import BlobTracker, JobTracker, one_line
-from .reference import BadReference, ImageReference, resolve_reference
-from .runtime_pull import pull_into_runtime, runtime_command
+from .reference import BadReference, resolve_reference
+from .runtime_commands import find_runtime, pull_steps
+from .runtime_pull import pull_into_runtime
 
 log = logging.getLogger(__name__)
 # Blobs of one job: its progress lists each, and one report must stay well within the supernode's 1 MiB a body.
@@ -55,8 +56,8 @@ async def run_image_job(
         if job.credential is not None:
             # The runtime pulls with what it is configured with; a task's secret is not handed to it (yet).
             raise JobFailed("runtime mode pulls with the runtime's own credentials: a task's secret is not used")
-        command = runtime_command(config.runtime_pull)
-        await pull_into_runtime(command, runtime_reference(image), tracker, peer, [b.digest for b in blobs])
+        steps = pull_steps(find_runtime(config.runtime_pull), image, config.mirror_host)
+        await pull_into_runtime(steps, tracker, peer, [b.digest for b in blobs])
         return
     # A job with a rate of its own fetches one blob at a time, each download held to the rate: the job's whole take.
     slots = asyncio.Semaphore(1 if job.rate else max(1, config.parallel_blobs))
@@ -133,9 +134,3 @@ def _basic(credential: RegistryCredential | None) -> str | None:
     raw = f"{credential.username}:{credential.password}".encode()
     return "Basic " + base64.b64encode(raw).decode()
 
-
-def runtime_reference(image: ImageReference) -> str:
-    """The image as the runtime is to name it: with its registry, so the runtime's own mirror entry for that
-    registry (this host's mirror) applies, whatever its default registry is."""
-    separator = "@" if image.by_digest else ":"
-    return f"{image.registry.name}/{image.repository}{separator}{image.reference}"

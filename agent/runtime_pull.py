@@ -1,57 +1,47 @@
 """An image job in mode `runtime`: the host's container runtime pulls the image, through this host's mirror (what
 the seed's platform did with `docker pull` on every node), so the image is ready to run, not only cached.
 
-The runtime is told nothing of Damselfly: it must already pull through the mirror (`damselfly configure docker |
-containerd | podman` writes that), so the layers come through the swarm and land in the peer's store as any pull's
-do. The command is `--runtime-pull` (`{reference}` in it is the image, named with its registry), else the first
-runtime found: docker (its daemon's socket there), containerd (`ctr` in the `k8s.io` namespace, with the
-`certs.d` hosts directory `damselfly configure containerd` writes), podman. Progress is read off the peer while the
-runtime pulls: a blob is done once stored whole, its bytes from peers and from the upstream those of its download.
+The runtime is told nothing of Damselfly but, for docker, the mirror's name (agent/runtime_commands.py says which
+runtime and which commands): it must already pull through the mirror (`damselfly configure docker | containerd |
+podman` writes that), so the layers come through the swarm and land in the peer's store as any pull's do.
+Progress is read off the peer while the runtime pulls: a blob is done once stored whole, its bytes from peers and
+from the upstream those of its download.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from collections import deque
 from collections.abc import Sequence
-from pathlib import Path
 
 from core.digest import Digest
 from peer.service import PeerService
 
 from .failure import JobFailed
 from .progress import JobTracker
+from .runtime_commands import Step
 
-DOCKER = ("docker", "pull", "{reference}")
-CONTAINERD = ("ctr", "-n", "k8s.io", "images", "pull", "--hosts-dir", "/etc/containerd/certs.d", "{reference}")
-PODMAN = ("podman", "pull", "{reference}")
 # How often the peer's store is looked at while the runtime pulls.
 OBSERVE_EVERY = 0.5
 # The runtime's last lines kept for the error of a failed pull.
 KEPT_LINES = 20
 
 
-def runtime_command(configured: Sequence[str]) -> tuple[str, ...]:
-    """The pull command: the configured one, else the first runtime this host has; raises JobFailed if none."""
-    if configured:
-        return tuple(configured)
-    if shutil.which("docker") and Path("/var/run/docker.sock").exists():
-        return DOCKER
-    if shutil.which("ctr") and Path("/run/containerd/containerd.sock").exists():
-        return CONTAINERD
-    if shutil.which("podman"):
-        return PODMAN
-    raise JobFailed("no container runtime on this host (docker, containerd's ctr, podman): set --runtime-pull")
-
-
 async def pull_into_runtime(
-    command: Sequence[str], reference: str, tracker: JobTracker, peer: PeerService, blobs: Sequence[Digest]
+    steps: Sequence[Step], tracker: JobTracker, peer: PeerService, blobs: Sequence[Digest]
 ) -> None:
-    """Runs the runtime's pull of `reference` to its end, the job's blobs observed meanwhile; raises JobFailed with
-    the runtime's last line if it fails. Cancelled (the job stopped), the pull is killed."""
-    args = [part.replace("{reference}", reference) for part in command]
+    """Runs the runtime's steps in turn, each to its end, the job's blobs observed meanwhile; raises JobFailed with
+    the runtime's last line if one fails. Cancelled (the job stopped), the running one is killed."""
+    for step in steps:
+        await _run(step, tracker, peer, blobs)
+    for digest in blobs:
+        # The runtime has the image: also a blob it held before and did not fetch again is done for this host.
+        tracker.blobs[str(digest)].state = "succeeded"
+
+
+async def _run(step: Step, tracker: JobTracker, peer: PeerService, blobs: Sequence[Digest]) -> None:
+    args = step.args
     try:
         process = await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -75,10 +65,7 @@ async def pull_into_runtime(
         raise
     if process.returncode != 0:
         last = next((line for line in reversed(lines) if line.strip()), "")
-        raise JobFailed(f"{args[0]} pull exited {process.returncode}: {last[:300]}")
-    for digest in blobs:
-        # The runtime has the image: also a blob it held before and did not fetch again is done for this host.
-        tracker.blobs[str(digest)].state = "succeeded"
+        raise JobFailed(f"{step.what[:100]} exited {process.returncode}: {last[:300]}")
 
 
 async def _keep_lines(stream: asyncio.StreamReader, lines: deque[str]) -> None:

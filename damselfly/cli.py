@@ -237,4 +237,13 @@ def _agent_config(proxy: ProxyConfig, peer: PeerConfig) -> AgentConfig:
         registries=proxy.registries, default_registry=proxy.default_registry, file_origins=proxy.file_origins,
         file_dirs=tuple(d.strip() for d in peer.file_job_dirs.split(",") if d.strip()),
         runtime_pull=tuple(shlex.split(peer.runtime_pull)),
+        mirror_host=_mirror_host(proxy),
     )
+
+
+def _mirror_host(proxy: ProxyConfig) -> str:
+    """The mirror as a runtime on this host reaches it: a mirror on every address is reached on loopback."""
+    host = proxy.listen_host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"[{host}]:{proxy.listen_port}" if ":" in host else f"{host}:{proxy.listen_port}"

@@ -18,11 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.containerd import ContainerdDaemon
 from tests.support.fixtures import SMALL_IMAGE_LAYERS, require_binary
 from tests.support.images import ImageCache, PushedImage, PushedIndex, push_image, push_index
 from tests.support.mirror_host import MirrorHost, Upstream
-from tests.support.podman import Podman
 from tests.support.registry import RegistryServer
 from tests.support.token_server import TokenServer
 
@@ -79,24 +77,6 @@ def mirror_factory(tmp_path: Path) -> Iterator[MirrorFactory]:
     yield make
     for mirror in reversed(started):
         mirror.stop()
-
-
-@pytest.fixture
-def containerd(tmp_path: Path, require_root: None) -> Iterator[ContainerdDaemon]:
-    """A private containerd (own root, state, sockets; CRI off), new for each test: nothing cached between tests."""
-    require_binary("containerd")
-    require_binary("ctr")
-    with ContainerdDaemon(tmp_path / "containerd") as daemon:
-        yield daemon
-
-
-@pytest.fixture
-def podman(tmp_path: Path, require_root: None) -> Iterator[Podman]:
-    """podman with its own storage, reading only tmp_path/registries.conf."""
-    require_binary("podman")
-    client = Podman(tmp_path / "podman", tmp_path / "registries.conf")
-    yield client
-    client.cleanup()
 
 
 def damselfly_configure(*args: str) -> str:

@@ -13,7 +13,9 @@ starts in about a second and pulls with overlay2.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -100,6 +102,27 @@ class DockerDaemon(RootDaemon):
             time.sleep(0.1)
         log = self.process.log_text(tail=4000)
         raise TimeoutError(f"dockerd not ready after {self.start_timeout}s ({last}):\n{log}")
+
+    def reload_config(self, timeout: float = 10.0) -> None:
+        """`kill -HUP`, as an operator reloads `registry-mirrors` after `damselfly configure docker`; returns once
+        `docker info` shows the file's mirrors."""
+        assert self.process is not None, "dockerd not started"
+        wanted = [m.rstrip("/") for m in json.loads(self.daemon_json.read_text()).get("registry-mirrors", [])]
+        os.kill(self.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.docker(["info", "--format", "{{json .RegistryConfig.Mirrors}}"]).stdout
+            mirrors = [m.rstrip("/") for m in json.loads(shown) or []]
+            if mirrors == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dockerd shows mirrors {mirrors} after SIGHUP, not {wanted}")
+            time.sleep(0.1)
+
+    def image_id(self, ref: str) -> str | None:
+        """The image's id, None if dockerd has no image by that name."""
+        found = self.docker(["image", "inspect", "--format", "{{.Id}}", ref], check=False)
+        return found.stdout.strip() if found.returncode == 0 else None
 
     def docker(
         self, args: list[str], *, timeout: float = 120.0, check: bool = True

@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.containerd import ContainerdDaemon
+from tests.support.dockerd import DockerDaemon
 from tests.support.images import BuiltImage, ImageCache
+from tests.support.podman import Podman
 from tests.support.procs import ManagedProcess, ProcessFactory
 from tests.support.registry import RegistryFactory, RegistryServer
 
@@ -98,3 +101,31 @@ def image_cache(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
 def small_image(image_cache: ImageCache) -> BuiltImage:
     """An amd64/linux OCI layout with 3 random layers of 1, 2 and 3 MiB."""
     return image_cache.get(SMALL_IMAGE_LAYERS)
+
+
+@pytest.fixture
+def containerd(tmp_path: Path, require_root: None) -> Iterator[ContainerdDaemon]:
+    """A private containerd (own root, state, sockets; CRI off), new for each test: nothing cached between tests."""
+    require_binary("containerd")
+    require_binary("ctr")
+    with ContainerdDaemon(tmp_path / "containerd") as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def dockerd(tmp_path: Path, containerd: ContainerdDaemon) -> Iterator[DockerDaemon]:
+    """A private dockerd on the test's containerd, reading tmp_path/daemon.json (a test that writes mirrors into it
+    reloads them with `reload_config`)."""
+    require_binary("dockerd")
+    require_binary("docker")
+    with DockerDaemon(tmp_path / "docker", tmp_path / "daemon.json", containerd=containerd) as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def podman(tmp_path: Path, require_root: None) -> Iterator[Podman]:
+    """podman with its own storage, reading only tmp_path/registries.conf."""
+    require_binary("podman")
+    client = Podman(tmp_path / "podman", tmp_path / "registries.conf")
+    yield client
+    client.cleanup()
