@@ -123,7 +123,10 @@ def notes(client: str, registries: list[str], root: Path) -> list[str]:
             "dockerd applies registry-mirrors to Docker Hub names only; it reaches the proxy's default registry"
         ]
         if others:
-            found.append(f"not mirrored by docker: {', '.join(others)} (use containerd or podman for those)")
+            found.append(
+                f"not mirrored by docker: {', '.join(others)} (use containerd or podman for those; the platform's "
+                "runtime jobs have docker pull them from the mirror by name)"
+            )
         found.append("reload with `kill -HUP $(pidof dockerd)` or restart docker")
         return found
     if client == "containerd":
