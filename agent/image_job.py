@@ -20,7 +20,7 @@ from upstream.clients import Upstreams
 
 from .config import AgentConfig
 from .failure import JobFailed
-from .manifests import Descriptor, ManifestError, fetch_manifest, wanted
+from .manifests import Descriptor, ManifestError, fetch_manifest, host_platform, wanted
 from .progress import BlobTracker, JobTracker, one_line
 from .reference import BadReference, resolve_reference
 from .runtime_commands import find_runtime, pull_steps
@@ -40,7 +40,10 @@ async def run_image_job(
         image = resolve_reference(job.image.reference, config.registries, config.default_registry)
         client = upstreams.client(image.registry)
         auth = _basic(job.credential)
-        blobs = await _image_blobs(client, image.repository, image.reference, auth, job.image.platforms, tracker)
+        platforms = job.image.platforms
+        if job.mode == "runtime":
+            platforms = runtime_platforms(platforms)
+        blobs = await _image_blobs(client, image.repository, image.reference, auth, platforms, tracker)
     except (BadReference, ManifestError, UpstreamError) as exc:
         raise JobFailed(str(exc)) from exc
     except RegistryError as exc:  # a malformed name or reference, refused before it is sent anywhere
@@ -75,6 +78,15 @@ async def run_image_job(
     if failed:
         first = failed[0]
         raise JobFailed(f"{len(failed)} of {len(tracker.blobs)} blobs failed; {first.digest[:19]}: {first.error}")
+
+
+def runtime_platforms(asked: tuple[str, ...]) -> tuple[str, ...]:
+    """A runtime pulls the host's own platform of an index, whatever the task named: the job's blobs are that
+    platform's, and a task that names platforms without the host's is refused rather than reported done."""
+    own = host_platform()
+    if asked and not any(own == p or own.startswith(p + "/") or p.startswith(own + "/") for p in asked):
+        raise JobFailed(f"mode runtime: this host's runtime pulls {own}, the task names {', '.join(asked)[:200]}")
+    return (own,)
 
 
 async def _image_blobs(

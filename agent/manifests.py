@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +126,17 @@ def wanted(index: Manifest, platforms: tuple[str, ...]) -> list[Descriptor]:
     if missing:
         raise ManifestError(f"the image has no platform {', '.join(missing)[:200]}")
     return chosen
+
+
+# `uname -m` as OCI names the architecture.
+_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
+                  "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def host_platform() -> str:
+    """This host's platform as an index names it (`linux/amd64`): what its container runtime pulls."""
+    machine = platform.machine()
+    return f"{platform.system().lower()}/{_ARCHITECTURES.get(machine, machine)}"
 
 
 def _without_variant(platform: str) -> str:

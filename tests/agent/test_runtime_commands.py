@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.failure import JobFailed
+from agent.image_job import runtime_platforms
+from agent.manifests import host_platform
 from agent.reference import resolve_reference
 from agent.runtime_commands import CERTS_D, Runtime, Step, containerd_pull, find_runtime, pull_steps
 from upstream.registry import UpstreamRegistry
@@ -80,3 +82,14 @@ def test_docker_keeps_the_mirrors_name_of_an_image_pulled_by_digest() -> None:
 def test_docker_cannot_name_a_registry_with_a_port_through_the_mirror() -> None:
     with pytest.raises(JobFailed, match="registry named with a port"):
         _steps(DOCKER, "registry.example.com:5000/team/app:1.4")
+
+
+def test_a_runtime_job_takes_the_hosts_own_platform_and_refuses_a_task_naming_only_others() -> None:
+    own = host_platform()
+    assert own.startswith("linux/") and own != "linux/x86_64"
+    # Whatever the task asked, the runtime pulls the host's platform: those are the blobs the job waits for.
+    assert runtime_platforms(()) == (own,)
+    assert runtime_platforms(("linux/s390x", own)) == (own,)
+    other = "linux/s390x" if own != "linux/s390x" else "linux/amd64"
+    with pytest.raises(JobFailed, match=f"pulls {own}, the task names {other}"):
+        runtime_platforms((other,))
