@@ -390,9 +390,13 @@ async def delete_task(ctx: Context) -> Response:
 async def task_events(ctx: Context) -> Response:
     task_id = task_id_of(ctx)
     page = page_of(ctx.request)
+    order = ctx.request.query_params.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise invalid("order must be oldest (the default) or newest")
     async with ctx.read() as session:
         await load_task(session, task_id, ctx.me().clusters)
-        events = list((await session.execute(page.of(select(TaskEvent).where(TaskEvent.task_id == task_id),
-                                                      TaskEvent.id))).scalars())
+        query = page.of(select(TaskEvent).where(TaskEvent.task_id == task_id), TaskEvent.id,
+                        newest_first=order == "newest")
+        events = list((await session.execute(query)).scalars())
     items = [{"id": e.id, "at": iso(e.at), "actor": e.actor, "what": e.what, "detail": e.detail} for e in events]
     return JSONResponse(page.answer(items, [e.id for e in events]))

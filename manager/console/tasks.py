@@ -31,6 +31,8 @@ POLL_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0
 STREAM_LIFETIME_SECONDS = 300.0
 RECONNECT_MS = 2000
+# The log entries a task page shows: the newest ones (the API and `damselfly task events` have them all).
+LOG_SHOWN = 100
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
 
 
@@ -62,16 +64,26 @@ async def task_page(console: Console, request: Request, viewer: Viewer, notes: N
     shown = await console.call(request, "show_task")
     if not shown.ok:
         return pages.refused(console, request, viewer, shown)
-    log = await console.call(request, "task_events")
+    events, earlier = await recent_log(console, request)
     final = shown.data["state"] not in ACTIVE_TASK_STATES
     # A finished task's figures (duration, per-host percentiles, egress saved), to whoever reads the analysis.
-    figures = None
-    if final and viewer.may(Permission.ANALYSIS_READ):
-        answer = await console.call(request, "analysis_task")
-        figures = answer.data if answer.ok else None
+    figures = await _figures(console, request) if final and viewer.may(Permission.ANALYSIS_READ) else None
     return console.render(request, "task.html", status, **pages.frame(viewer), notes=notes, task=shown.data,
-                          grid=grid(shown.data), events=log.data["items"] if log.ok else [], final=final,
-                          figures=figures)
+                          grid=grid(shown.data), events=events, earlier=earlier, final=final, figures=figures)
+
+
+async def recent_log(console: Console, request: Request) -> tuple[list[dict[str, Any]], bool]:
+    """The task's newest LOG_SHOWN log entries, oldest first, and whether there are earlier ones (a long task's log
+    is read from its end: what just happened is what the page is for)."""
+    log = await console.call(request, "task_events", query={"order": "newest", "limit": str(LOG_SHOWN)})
+    if not log.ok:
+        return [], False
+    return list(reversed(log.data["items"])), log.data["next"] is not None
+
+
+async def _figures(console: Console, request: Request) -> dict[str, Any] | None:
+    answer = await console.call(request, "analysis_task")
+    return answer.data if answer.ok else None
 
 
 def _percent(done: int, total: int, state: str) -> int:
@@ -181,9 +193,8 @@ async def _events(console: Console, request: Request) -> AsyncIterator[str]:
         if not shown.ok:
             yield _event("end", {"state": "", "message": shown.message, "status": shown.status})
             return
-        log = await console.call(request, "task_events")
-        payload = json.dumps({"task": shown.data, "events": log.data["items"] if log.ok else []},
-                             separators=(",", ":"))
+        events, earlier = await recent_log(console, request)
+        payload = json.dumps({"task": shown.data, "events": events, "earlier": earlier}, separators=(",", ":"))
         now = time.monotonic()
         if payload != last_payload:
             yield f"event: progress\ndata: {payload}\n\n"
@@ -192,7 +203,8 @@ async def _events(console: Console, request: Request) -> AsyncIterator[str]:
             yield ": keep-alive\n\n"
             last_sent = now
         if shown.data["state"] not in ACTIVE_TASK_STATES:
-            yield _event("end", {"state": shown.data["state"]})
+            # The task's figures, that a page loaded while it ran did not have (null to a role without analysis).
+            yield _event("end", {"state": shown.data["state"], "figures": await _figures(console, request)})
             return
         if now - opened >= STREAM_LIFETIME_SECONDS:
             return

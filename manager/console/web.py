@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -91,8 +92,11 @@ class Console:
         return platform
 
     async def call(self, request: Request, name: str, fields: dict[str, Any] | None = None,
-                   early_error: ApiError | None = None) -> Outcome:
-        """Route `name`'s handler, for the caller of the session cookie, with `fields` as its body."""
+                   early_error: ApiError | None = None, query: dict[str, str] | None = None) -> Outcome:
+        """Route `name`'s handler, for the caller of the session cookie, with `fields` as its body; `query`, when
+        given, in place of the page's own query string."""
+        if query is not None:
+            request = Request({**request.scope, "query_string": urlencode(query).encode()}, request.receive)
         response = await self.respond(request, name, fields, early_error)
         body = bytes(response.body)
         return Outcome(response.status_code, json.loads(body) if body else None)

@@ -165,7 +165,12 @@ def test_a_task_made_from_the_form_fills_its_live_grid_to_100_percent_on_every_h
     assert "finished" in page.locator("#when").inner_text()
     # The controls follow the state: a finished task is deleted, not stopped.
     assert page.locator("#stop-form").is_hidden() and page.locator("#delete-form").is_visible()
-    # Loaded again, finished: its figures too; half of its bytes came from peers.
+    # Its figures came with the stream's end, still without a reload; half of its bytes came from peers.
+    page.wait_for_function("() => !document.getElementById('figures-section').hidden", timeout=10_000)
+    assert page.evaluate("window.loadedOnce") == "still the same document"
+    assert page.locator("#task-saved").inner_text().startswith("50.0%")
+    assert page.locator("#fig-succeeded").inner_text().startswith(f"{len(platform.hosts)} of {len(platform.hosts)}")
+    # Loaded again, finished: the same figures, drawn by the server.
     page.reload()
     assert page.locator("#task-saved").inner_text().startswith("50.0%")
     shot(page, platform, "task")  # type: ignore[arg-type]
@@ -329,7 +334,10 @@ def test_the_event_stream_sends_progress_and_ends_with_the_task(platform: Platfo
                 assert stopped.status_code == 200, stopped.text
         # The stream ended by itself once the task was final.
     assert seen[0] == ("retry", "2000")
-    assert seen[-1] == ("end", '{"state":"stopped"}')
+    end = json.loads(seen[-1][1])
+    assert seen[-1][0] == "end" and end["state"] == "stopped"
+    # The figures of the task, as the analysis has them, for the page to show without a reload.
+    assert end["figures"]["id"] == task_id and end["figures"]["state"] == "stopped"
     progress = [json.loads(data) for name, data in seen if name == "progress"]
     assert progress[-1]["task"]["state"] == "stopped"
     assert any(e["what"] == "stopped" for e in progress[-1]["events"])

@@ -411,3 +411,21 @@ async def test_two_managers_on_one_database_move_a_task_once_and_the_survivor_fi
             assert len(set(board.puts)) == 2
             events = await survivor.platform.http.get(f"/api/v1/tasks/{task_id}/events", headers=survivor.admin)
             assert [e["what"] for e in events.json()["items"]].count("started") == 1
+
+
+async def test_a_tasks_log_is_read_from_either_end(tasks: Tasks) -> None:
+    tasks.host("a", "10.0.0.1")
+    task = (await tasks.create(targets={"hosts": ["a"]})).json()
+    await tasks.until(lambda: tasks.board.job_of("a") is not None, "a's job")
+    stopped = await tasks.platform.http.post(f"/api/v1/tasks/{task['id']}/stop", headers=tasks.admin)
+    assert stopped.status_code == 200, stopped.text
+    path = f"/api/v1/tasks/{task['id']}/events"
+    oldest = (await tasks.platform.http.get(path, headers=tasks.admin)).json()["items"]
+    newest = (await tasks.platform.http.get(f"{path}?order=newest&limit=1", headers=tasks.admin)).json()
+    assert oldest[0]["what"] == "created" and oldest[-1]["what"] == "stopped"
+    assert [e["what"] for e in newest["items"]] == ["stopped"] and newest["next"] is not None
+    before = (await tasks.platform.http.get(f"{path}?order=newest&limit=1&cursor={newest['next']}",
+                                            headers=tasks.admin)).json()["items"]
+    assert before == [oldest[-2]]
+    wrong = await tasks.platform.http.get(f"{path}?order=sideways", headers=tasks.admin)
+    assert wrong.status_code == 400 and wrong.json()["code"] == "invalid"

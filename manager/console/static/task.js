@@ -69,14 +69,28 @@
       return tr;
     }));
   };
+  const drawFigures = (f) => {
+    if (!f) return;
+    const put = (id, text) => { document.getElementById(id).textContent = text; };
+    put("fig-duration", `${f.duration} s`);
+    put("fig-hosts", `p50 ${f.host_p50} s · p95 ${f.host_p95} s · max ${f.host_max} s`);
+    put("fig-succeeded", `${f.succeeded} of ${f.hosts}` + (f.success_rate === null ? "" : ` (${Math.round(f.success_rate * 100)}%)`));
+    put("task-saved", (f.saved_ratio === null ? "—" : `${(f.saved_ratio * 100).toFixed(1)}%`) +
+      ` (from peers ${size(f.from_peers)}, from the upstream ${size(f.from_upstream)})`);
+    document.getElementById("figures-section").hidden = false;
+  };
   const live = document.getElementById("live");
   const source = new EventSource(task.dataset.stream);
   source.addEventListener("progress", (message) => {
     const data = JSON.parse(message.data);
     drawTask(data.task); drawGrid(data.task); drawLog(data.events);
+    document.getElementById("log-earlier").hidden = !data.earlier;
     task.dataset.updates = String(Number(task.dataset.updates || 0) + 1);
     live.textContent = "live";
   });
-  source.addEventListener("end", () => { source.close(); live.textContent = ""; });
+  source.addEventListener("end", (message) => {
+    source.close(); live.textContent = "";
+    drawFigures(JSON.parse(message.data).figures);
+  });
   source.onerror = () => { if (source.readyState === EventSource.CLOSED) live.textContent = "not live: reload the page"; };
 })();
