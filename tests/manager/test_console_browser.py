@@ -192,8 +192,11 @@ def test_log_in_see_every_page_and_log_out(page: Any, console: Console) -> None:
     log_in(page, console)
     page.remove_listener("response", count)
     assert not foreign, foreign
-    # The login page, the redirect, the overview, its stylesheet and script.
+    # The login page, the redirect, the overview, its stylesheet, script and vendored font.
     assert sum(loaded) < 300_000, loaded
+    # The font the console vendors is the one the page is drawn in, loaded from the console.
+    assert page.evaluate("document.fonts.ready.then(() => document.fonts.check('15px Inter'))")
+    assert page.evaluate("[...document.fonts].some(f => f.family.includes('Inter') && f.status === 'loaded')")
     cookie = session_cookie(page)
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["value"].startswith("dfs_")
