@@ -140,6 +140,8 @@ def test_tasks_from_the_command_line_land_on_exactly_the_targeted_hosts(
             figures = json.loads(shown.stdout)
             assert (figures["hosts"], figures["succeeded"], figures["success_rate"]) == (3, 3, 1.0)
             assert figures["from_upstream"] == task["totals"]["from_upstream"] <= 1.1 * size
+            # What the analysis says the upstream sent is what the upstream's own log says it sent.
+            assert figures["from_upstream"] == registry.served_bytes(), (figures, registry.served_bytes())
             assert figures["from_peers"] == task["totals"]["from_peers"]
             assert figures["saved_ratio"] >= 0.5  # two of three copies, about, came from peers
             assert 0 < figures["host_p50"] <= figures["host_p95"] <= figures["host_max"] <= figures["duration"]
