@@ -80,6 +80,8 @@ class JobRunner:
             self._posted.pop(job_id, None)
 
     def _start(self, job: Job, after: asyncio.Task[None] | None) -> None:
+        # One line per run: how an operator (and tests/manager/test_tasks_ha.py) sees that a job ran once.
+        log.info("job %s (task %s) started", job.job_id[:80], job.task_id[:40])
         tracker = JobTracker(job, on_change=self.changed.set)
         self._finished.pop(job.job_id, None)
         self._posted.pop(job.job_id, None)

@@ -220,7 +220,7 @@ def build(args: argparse.Namespace, conf: dict[str, Any]) -> Settings:
         supernode = supernode_config(args, conf, SUPERNODE)
         return Settings(supernode=supernode, manager=hosted_manager_config(args, conf, supernode))
     if args.command == "manager":
-        return Settings(manager=ManagerConfig(**read(MANAGER[1], args, section(conf, "manager"))))
+        return Settings(manager=manager_config(read(MANAGER[1], args, section(conf, "manager"))))
     if args.command == "peer":
         peer, proxy = peer_configs(args, conf)
         return Settings(peer=peer, proxy=proxy)
@@ -237,7 +237,17 @@ def hosted_manager_config(args: argparse.Namespace, conf: dict[str, Any], supern
     values.pop("listen_host", None)
     values.pop("listen_port", None)
     values["data_dir"] = supernode.data_dir
-    return ManagerConfig(**values)
+    return manager_config(values)
+
+
+def manager_config(values: dict[str, Any]) -> ManagerConfig:
+    config = ManagerConfig(**values)
+    # A lease shorter than a round (about a second) would be lost between two renewals, and the tasks would move
+    # from manager to manager all the time.
+    if not config.task_lease >= 2 * config.task_round:
+        raise SettingsError(f"--task-lease {config.task_lease:g}: at least {2 * config.task_round:g} seconds "
+                            "(two rounds of the task runner)")
+    return config
 
 
 def command_flags(args: argparse.Namespace) -> CommandFlags:

@@ -66,7 +66,12 @@ class ManagerConfig:
     task_round: float = 1.0
     # How long a manager holds the tasks it moves without renewing (every round): after it died, another manager
     # takes them over within this (manager/task_runner.py).
-    task_lease: float = 15.0
+    task_lease: float = setting(
+        15.0,
+        Setting("seconds a manager holds the tasks it moves without renewing its lease; when it dies, another "
+                "manager on the same database takes them over after this", key="task_lease", flag="--task-lease",
+                kind="float", metavar="SECONDS"),
+    )
     # Sessions from `POST /api/v1/login` last this long.
     session_ttl: float = 12 * 3600.0
     # Failed logins: this many in `login_window` seconds, per username or per client address, and the next waits.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -33,11 +34,18 @@ class SecretBox:
         """The data directory's key, made (0600, never overwritten) if there is none yet."""
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / KEY_FILE
-        with contextlib.suppress(FileExistsError):
-            # O_EXCL: two managers starting at once on one directory do not overwrite each other's key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(Fernet.generate_key())
+        if not path.exists():
+            # Written whole under a name of its own, then linked into place (link never overwrites): two managers
+            # starting at once on one directory neither overwrite each other's key nor read a half-written one.
+            fresh = data_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Fernet.generate_key())
+                with contextlib.suppress(FileExistsError):
+                    os.link(fresh, path)
+            finally:
+                fresh.unlink(missing_ok=True)
         return cls(path.read_bytes().strip())
 
     def seal(self, password: str) -> str:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -79,8 +81,9 @@ class TaskRunner:
                  box: SecretBox, *, interval: float = 1.0, call_timeout: float = 5.0,
                  reput_every: float = 15.0, lease: float = 15.0, owner: str = "") -> None:
         self.sessions = sessions
-        # Who holds a task's lease: this process, unique among the managers of one database.
-        self.owner = owner or f"manager-{secrets.token_hex(8)}"
+        # Who holds a task's lease: this process, unique among the managers of one database, and named so that an
+        # operator reading the tasks table sees which host and process it is.
+        self.owner = owner or f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease = lease
         self.channel = channel
         self.book = book
