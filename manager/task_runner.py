@@ -141,14 +141,22 @@ class TaskRunner:
     async def _claim(self) -> None:
         """Hold (or keep holding) the active tasks that are ours or nobody's, or whose lease ran out."""
         now = time.time()
+        claimable = (Task.state.in_(ACTIVE_TASK_STATES),
+                     or_(Task.lease_owner == self.owner, Task.lease_owner == "", Task.lease_expires.is_(None),
+                         Task.lease_expires < now))
         async with self.sessions.begin() as session:
-            await session.execute(
-                update(Task)
-                .where(Task.state.in_(ACTIVE_TASK_STATES))
-                .where(or_(Task.lease_owner == self.owner, Task.lease_owner == "", Task.lease_expires.is_(None),
-                           Task.lease_expires < now))
-                .values(lease_owner=self.owner, lease_expires=now + self.lease)
-            )
+            # Whose they were: a task taken from a manager whose lease ran out is said, in the log and the task's.
+            was = {task_id: owner for task_id, owner in (await session.execute(
+                select(Task.id, Task.lease_owner).where(*claimable)
+                .where(Task.lease_owner != self.owner).where(Task.lease_owner != "")
+            )).all()}
+            held = set((await session.execute(
+                update(Task).where(*claimable).values(lease_owner=self.owner, lease_expires=now + self.lease)
+                .returning(Task.id)
+            )).scalars())
+            for task_id in sorted(held & was.keys()):
+                log.info("task %d taken over from %s, whose lease ran out", task_id, was[task_id])
+                event(session, task_id, RUNNER, "taken over", f"by {self.owner} from {was[task_id]}")
 
     async def release(self) -> None:
         """Hand our tasks back (a stop): another manager takes them at its next round, not after the lease."""
@@ -167,8 +175,13 @@ class TaskRunner:
     async def _step(self, session: AsyncSession, progress: dict[str, JobProgress] | None,
                     live: LiveHosts | None) -> tuple[list[Job], list[JobRef]]:
         now = time.time()
-        tasks = list((await session.execute(select(Task).where(Task.state.in_(ACTIVE_TASK_STATES))
-                                            .where(Task.lease_owner == self.owner).order_by(Task.id))).scalars())
+        # Locked to the end of the round's transaction, and only while our lease holds: a round that outlasted the
+        # lease (a stalled database) moves nothing, and a manager claiming the task meanwhile waits for this round's
+        # writes before it reads the task's rows, so no host's end is stored (and told) twice.
+        tasks = list((await session.execute(
+            select(Task).where(Task.state.in_(ACTIVE_TASK_STATES)).where(Task.lease_owner == self.owner)
+            .where(Task.lease_expires >= now).order_by(Task.id).with_for_update()
+        )).scalars())
         to_put: list[Job] = []
         for task in tasks:
             rows = list((await session.execute(select(TaskHost).where(TaskHost.task_id == task.id)
