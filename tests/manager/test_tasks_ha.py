@@ -105,7 +105,8 @@ def managers(postgres: PostgresCluster, tmp_path: Path) -> Iterator[Callable[[st
     def start(supernode_url: str) -> tuple[Manager, Manager]:
         database = f"ha{free_port()}"
         url = postgres.create_database(database)
-        pair = (_manager("manager-a", tmp_path, url, supernode_url), _manager("manager-b", tmp_path, url, supernode_url))
+        pair = (_manager("manager-a", tmp_path, url, supernode_url),
+                _manager("manager-b", tmp_path, url, supernode_url))
         for manager in pair:
             started.append(manager)
             manager.process.start()
