@@ -241,6 +241,11 @@ def hosted_manager_config(args: argparse.Namespace, conf: dict[str, Any], supern
 
 
 def manager_config(values: dict[str, Any]) -> ManagerConfig:
+    secret_url = values.pop("database_url_secret", "")
+    if secret_url:
+        if values.get("database"):
+            raise SettingsError("--database and --database-url-file ($DAMSELFLY_DATABASE_URL): one of them")
+        values["database"] = secret_url
     config = ManagerConfig(**values)
     # A lease shorter than a round (about a second) would be lost between two renewals, and the tasks would move
     # from manager to manager all the time.

@@ -21,8 +21,16 @@ class ManagerConfig:
     listen_port: int = 8004
     database: str = setting(
         "",
-        Setting("the platform's database: postgresql://USER@HOST:PORT/DB, or a SQLite file path",
+        Setting("the platform's database: postgresql://USER@HOST:PORT/DB, or a SQLite file path (a URL with a "
+                "password: --database-url-file)",
                 key="database", flag="--database", metavar="URL", shown_default="DATA_DIR/manager.sqlite3"),
+    )
+    # Read into `database` by damselfly/settings.py: a URL that holds a password stays off the command line.
+    database_url_secret: str = setting(
+        "",
+        Setting("file holding the database's URL, when it carries a password (mode 0600): instead of --database",
+                key="database_url_file", flag="--database-url-file", kind="secret_file",
+                env="DAMSELFLY_DATABASE_URL", metavar="FILE"),
     )
     data_dir: Path = setting_factory(
         lambda: default_data_dir("manager"),

@@ -107,6 +107,22 @@ def test_the_manager_alone_exits_if_its_database_cannot_be_opened(tmp_path: Path
     assert "Traceback" not in run.stderr
 
 
+def test_a_database_url_with_a_password_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    database = f"postgresql://damselfly:very-secret-pw@127.0.0.1:{free_port()}/platform"
+    url_file = tmp_path / "database-url"
+    url_file.write_text(database + "\n")
+    url_file.chmod(0o600)
+    listen = ["manager", "--listen", f"127.0.0.1:{free_port()}"]
+    for run in (damselfly([*listen, "--database-url-file", str(url_file)], tmp_path),
+                damselfly(listen, tmp_path, env={"DAMSELFLY_DATABASE_URL": database})):
+        # The URL was read: its server is tried (and is not there), its password shown as ***.
+        assert run.returncode == 1
+        assert "damselfly:***@127.0.0.1" in run.stderr and "very-secret-pw" not in run.stderr + run.stdout
+    both = damselfly([*listen, "--database-url-file", str(url_file), "--database", "postgresql://x@h/db"], tmp_path)
+    assert (both.returncode, both.stderr) == (
+        1, "damselfly manager: --database and --database-url-file ($DAMSELFLY_DATABASE_URL): one of them\n")
+
+
 def test_secret_and_task_commands_say_one_line_and_never_show_a_password(server: str, tmp_path: Path) -> None:
     home = tmp_path / "admin"
     assert damselfly(["login", "--server", server, "--username", "admin", "--password-stdin"], home,

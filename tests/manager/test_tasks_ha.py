@@ -85,10 +85,10 @@ class Sql:
         return owner
 
 
-def _manager(name: str, workdir: Path, database_url: str, supernode_url: str) -> Manager:
+def _manager(name: str, workdir: Path, database: list[str], supernode_url: str) -> Manager:
     port = free_port()
     process = ManagedProcess(
-        [sys.executable, "-m", "damselfly", "manager", "--listen", f"127.0.0.1:{port}", "--database", database_url,
+        [sys.executable, "-m", "damselfly", "manager", "--listen", f"127.0.0.1:{port}", *database,
          "--supernode", supernode_url, "--task-lease", str(LEASE), "--data-dir", str(workdir / "manager-data")],
         log_path=workdir / f"{name}.log", name=name, cwd=Path(__file__).resolve().parents[2],
         env={**CLEAN_ENV, "DAMSELFLY_ADMIN_PASSWORD": PASSWORD, "DAMSELFLY_OPERATOR_TOKEN": OPERATOR_TOKEN},
@@ -105,8 +105,12 @@ def managers(postgres: PostgresCluster, tmp_path: Path) -> Iterator[Callable[[st
     def start(supernode_url: str) -> tuple[Manager, Manager]:
         database = f"ha{free_port()}"
         url = postgres.create_database(database)
-        pair = (_manager("manager-a", tmp_path, url, supernode_url),
-                _manager("manager-b", tmp_path, url, supernode_url))
+        # One is given the URL on its command line, the other in a file, as a URL with a password would be.
+        url_file = tmp_path / "database-url"
+        url_file.write_text(url)
+        url_file.chmod(0o600)
+        pair = (_manager("manager-a", tmp_path, ["--database", url], supernode_url),
+                _manager("manager-b", tmp_path, ["--database-url-file", str(url_file)], supernode_url))
         for manager in pair:
             started.append(manager)
             manager.process.start()
