@@ -25,6 +25,7 @@ from proxy.app import create_app as create_proxy_app
 from proxy.config import ProxyConfig
 from proxy.files import create_files_app
 from supernode.config import SupernodeConfig
+from supernode.directory import DirectoryError, DirectorySettings, SupernodeDirectory, redis_client
 from supernode.job_board import JobBoard
 from supernode.scheduler import Scheduler
 from supernode.server import create_app as create_supernode_app
@@ -125,7 +126,7 @@ def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicor
     # The jobs the supernode carries to its hosts; the platform hosted here puts them in place, as it reads the
     # hosts from the scheduler.
     job_board = JobBoard()
-    app = create_supernode_app(config, scheduler, job_board)
+    app = create_supernode_app(config, scheduler, job_board, _directory(config))
     if config.manager:
         # The platform on the supernode's port, for the paths the supernode does not route (damselfly/hosting.py).
         # Imported here: SQLAlchemy and Alembic cost a peer process 1.5 s of CPU at start for nothing.
@@ -140,6 +141,26 @@ def _supernode_server(config: SupernodeConfig, manager: ManagerConfig) -> uvicor
     return make_server(
         app, tls_cert=config.tls_cert, tls_key=config.tls_key, client_ca=config.client_ca, zerocopy=False,
     )
+
+
+def _directory(config: SupernodeConfig) -> SupernodeDirectory | None:
+    """The supernode directory in Redis (supernode/directory.py) when `--redis` or `--redis-sentinel` is given."""
+    if not config.directory:
+        return None
+    url = config.advertise_url
+    if not url:
+        if config.listen_host in ("0.0.0.0", "::", ""):
+            raise SettingsError("--redis: give --advertise-url, the URL peers reach this supernode at (it listens "
+                                f"on every address, {config.listen_host or '*'})")
+        host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
+        url = f"{_supernode_scheme(config)}://{host}:{config.listen_port}"
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"--advertise-url: {url[:100]!r} is not an http(s) URL")
+    try:
+        redis = redis_client(config.redis_url, config.redis_sentinel, config.redis_master, call_timeout=1.0)
+    except DirectoryError as exc:
+        raise SettingsError(str(exc)) from None
+    return SupernodeDirectory(redis, DirectorySettings(url))
 
 
 def _supernode_scheme(config: SupernodeConfig) -> str:
@@ -166,8 +187,9 @@ async def _run_manager(config: ManagerConfig) -> int:
 
 
 async def _run_supernode(config: SupernodeConfig, manager: ManagerConfig) -> int:
-    sock = bind(config.listen_host, config.listen_port)
+    # Built first: a directory setting that makes no sense is refused before anything listens.
     server = _supernode_server(config, manager)
+    sock = bind(config.listen_host, config.listen_port)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await wait_started(server)
     print(f"damselfly supernode: listening on {_supernode_scheme(config)}://{config.listen_host}:{config.listen_port}",

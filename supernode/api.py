@@ -565,3 +565,33 @@ class CordonSet:
 
     def to_json(self) -> dict[str, Any]:
         return {"peers": list(self.peers)}
+
+
+MAX_SUPERNODES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SupernodeList:
+    """The supernodes alive as this one last read them from the directory (`GET /api/v1/supernodes`,
+    supernode/directory.py), sorted, itself always in; `age`: seconds since that read (None: Redis never reached)."""
+
+    supernodes: tuple[str, ...]
+    age: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"supernodes": list(self.supernodes), "age": self.age}
+
+    @classmethod
+    def from_json(cls, body: Any) -> SupernodeList:
+        if not isinstance(body, dict) or not isinstance(body.get("supernodes"), list):
+            raise BadRequest("not a supernode list: expected {'supernodes': [URL, ...]}")
+        urls = body["supernodes"]
+        if not urls or len(urls) > MAX_SUPERNODES:
+            raise BadRequest(f"a supernode list holds 1 to {MAX_SUPERNODES} URLs")
+        found = []
+        for url in urls:
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
+                raise BadRequest("a supernode list holds http(s) URLs only")
+            found.append(url.rstrip("/"))
+        age = body.get("age")
+        return cls(tuple(sorted(set(found))), float(age) if isinstance(age, int | float) else None)

@@ -102,10 +102,34 @@ class SupernodeConfig:
                 "gone", key="heartbeat_interval", flag="--heartbeat-interval", kind="float", metavar="SECONDS",
                 shown_default="2"),
     )
+    # Several supernodes find each other through Redis (supernode/directory.py); none: a fixed list in the peers.
+    redis_url: str = setting(
+        "",
+        Setting("announce this supernode in Redis and learn the others there (redis://HOST:PORT/DB): peers given any "
+                "one supernode find them all", key="redis", flag="--redis", metavar="URL"),
+    )
+    redis_sentinel: str = setting(
+        "",
+        Setting("the Redis of the directory through these Sentinels instead (a promoted replica is found after a "
+                "failover)", key="redis_sentinel", flag="--redis-sentinel", metavar="HOST:PORT[,HOST:PORT...]"),
+    )
+    redis_master: str = setting(
+        "", Setting("the master's name the Sentinels watch", key="redis_master", flag="--redis-master", metavar="NAME"),
+    )
+    advertise_url: str = setting(
+        "",
+        Setting("the URL peers reach this supernode at, as announced in the directory", key="advertise_url",
+                flag="--advertise-url", metavar="URL", shown_default="the scheme and --listen address"),
+    )
     # Longest a view request waits for news before answering with what there is.
     view_wait: float = 10.0
     # The swarm scheduler's tuning.
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+
+    @property
+    def directory(self) -> bool:
+        """Whether this supernode keeps the directory in Redis (supernode/directory.py)."""
+        return bool(self.redis_url or self.redis_sentinel)
 
     def scheduler_config(self) -> SchedulerConfig:
         """The scheduler's tuning with the operator's heartbeat interval, its peers' time to live kept in step."""

@@ -21,6 +21,7 @@ from .api import (
     RegisterResponse,
     ReportRequest,
     ReportResponse,
+    SupernodeList,
     SuspectList,
     SwarmList,
     SwarmView,
@@ -94,8 +95,12 @@ PUT_JOB = ApiRoute("put_job", "PUT", f"{API_PREFIX}/jobs/{{job_id}}", Job)
 CANCEL_JOB = ApiRoute("cancel_job", "DELETE", f"{API_PREFIX}/jobs/{{job_id}}")
 LIST_JOB_PROGRESS = ApiRoute("list_job_progress", "GET", f"{API_PREFIX}/jobs", response=ProgressList)
 
+# The supernode directory (supernode/directory.py): the supernodes alive, for peers given any one of them.
+LIST_SUPERNODES = ApiRoute("list_supernodes", "GET", f"{API_PREFIX}/supernodes", response=SupernodeList)
+
 # In the order Starlette tries them.
 ROUTES = (
     HEALTHZ, METRICS, REGISTER, LIST_PEERS, HEARTBEAT, LEAVE, LIST_SWARMS, JOIN, REPORT, VIEW, LIST_SUSPECTS,
     CLEAR_SUSPECT, SET_CORDONED, HOST_JOBS, JOB_PROGRESS, PUT_JOB, CANCEL_JOB, LIST_JOB_PROGRESS,
+    LIST_SUPERNODES,
 )

@@ -32,6 +32,7 @@ from .api import (
     RegisterResponse,
     ReportRequest,
     ReportResponse,
+    SupernodeList,
     SuspectList,
     SuspectSummary,
     SwarmList,
@@ -42,6 +43,7 @@ from .api import (
 )
 from .asgi import NO_CONTENT, Answer, Call, Endpoint, FastPath, Handler, error_answer, json_answer
 from .config import SupernodeConfig
+from .directory import SupernodeDirectory
 from .identity import (
     CREDENTIAL_HEADER,
     PEER_HEADER,
@@ -66,16 +68,18 @@ AUTHORIZATION = b"authorization"
 # What the operators' token opens (with or without the cluster's secret).
 OPERATOR_ROUTES = frozenset({
     routes.LIST_PEERS, routes.LIST_SWARMS, routes.LIST_SUSPECTS, routes.CLEAR_SUSPECT, routes.SET_CORDONED,
-    routes.PUT_JOB, routes.CANCEL_JOB, routes.LIST_JOB_PROGRESS,
+    routes.PUT_JOB, routes.CANCEL_JOB, routes.LIST_JOB_PROGRESS, routes.LIST_SUPERNODES,
 })
 JOBS_STOPPING = "the supernode is stopping: ask for your jobs again when it is back"
 
 
 def create_app(
-    config: SupernodeConfig, scheduler: Scheduler | None = None, job_board: JobBoard | None = None
+    config: SupernodeConfig, scheduler: Scheduler | None = None, job_board: JobBoard | None = None,
+    directory: SupernodeDirectory | None = None,
 ) -> ASGIApp:
     """The supernode's app. The scheduler and the job board are the caller's to give when it reads them in place
-    (damselfly/cli.py: the platform hosted in the same process), else the app's own."""
+    (damselfly/cli.py: the platform hosted in the same process), else the app's own. With a `directory` (Redis,
+    supernode/directory.py) it announces itself and serves the live set; the app's lifespan owns its task."""
     scheduler = scheduler or Scheduler(config.scheduler_config())
     board = job_board if job_board is not None else JobBoard()
     notifier = SwarmNotifier()
@@ -368,6 +372,11 @@ def create_app(
         operators_only(call, "reading the jobs' progress")
         return json_answer(ProgressList(tuple(board.progress())).to_json())
 
+    async def list_supernodes(call: Call) -> Answer:
+        if directory is None:
+            return error_answer(404, "this supernode keeps no directory (it runs without --redis): use your list")
+        return json_answer(SupernodeList(directory.live(), directory.age()).to_json())
+
     async def healthz(call: Call) -> Answer:
         return json_answer(health.to_json())
 
@@ -391,12 +400,16 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The expiry loop is owned by the app's lifespan: it starts and stops with the server.
         task = asyncio.create_task(expiry_loop(), name="supernode-expiry")
+        if directory is not None:
+            directory.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if directory is not None:
+                await directory.close()
 
     # Health and metrics answer without the join token: probes and scrapers do not hold it.
     endpoints = {routes.HEALTHZ: Endpoint(healthz), routes.METRICS: Endpoint(metrics_endpoint)}
@@ -417,6 +430,7 @@ def create_app(
         routes.PUT_JOB: put_job,
         routes.CANCEL_JOB: cancel_job,
         routes.LIST_JOB_PROGRESS: list_job_progress,
+        routes.LIST_SUPERNODES: list_supernodes,
     }
     endpoints.update((route, guarded(route, handler)) for route, handler in handlers.items())
     app = Starlette(
