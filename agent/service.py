@@ -10,7 +10,6 @@ from typing import Any
 
 from peer.service import PeerService
 from supernode.jobs import Job
-from supernode.shards import owner_index
 from upstream.clients import Upstreams
 
 from .config import AgentConfig
@@ -33,13 +32,11 @@ class Agent:
         self._task: asyncio.Task[Any] | None = None
 
     def source(self) -> JobSource | None:
-        """The supernode this host's jobs come from: of several, the one `owner_index` gives for the peer's id."""
+        """The supernode(s) this host's jobs come from: of several, the owner of the peer's id, asked anew at each
+        call (supernode/shards.py), so the jobs follow the owner when supernodes come and go."""
         if self._source is not None:
             return self._source
-        shards = self.peer.supernode
-        if shards is None:
-            return None
-        return shards.clients[owner_index(shards.urls, self.peer.peer_id)]
+        return self.peer.supernode
 
     async def start(self) -> None:
         source = self.source()

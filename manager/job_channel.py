@@ -5,7 +5,8 @@ protocol, two implementations, as for the hosts (manager/host_source.py):
   `damselfly supernode`);
 - `SupernodeChannel`: the supernodes' API (`PUT`/`DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs`) with the
   operators' token, for a manager that runs alone. A host's jobs go to the supernode that owns its id
-  (supernode/shards.py `owner_index`), the one its daemon long-polls.
+  (supernode/shards.py `owner_index`), the one its daemon long-polls: over the live set of the supernode directory
+  (supernode/directory.py) when the supernodes keep one, as the hosts do, else over the list given.
 
 Every call of either is bounded in time; a supernode that does not answer raises ChannelUnavailable, and the task
 runner tries again on its next round (puts are idempotent: the same job id is one job).
@@ -15,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
 import httpx
 
 from supernode.api import BadRequest
-from supernode.client import OperatorClient, SupernodeUnavailable
+from supernode.client import NoDirectory, OperatorClient, SupernodeUnavailable
 from supernode.job_board import JobBoard, JobBoardFull, JobMoved
 from supernode.jobs import Job, JobProgress
-from supernode.shards import owner_index
+from supernode.shards import DIRECTORY_INTERVAL, owner_index
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,35 @@ class SupernodeChannel:
         if not self.urls:
             raise ValueError("at least one supernode URL")
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False, transport=transport)
+        self._operator_token = operator_token
         self._clients = [OperatorClient(url, self._http, operator_token) for url in self.urls]
+        self._seeds = list(self._clients)
+        self._next_refresh = 0.0
 
     def owner(self, host_id: str) -> OperatorClient:
         return self._clients[owner_index(self.urls, host_id)]
 
+    async def _refresh(self) -> None:
+        """The supernodes as the directory lists them, read at most every few seconds (the hosts read it as often:
+        supernode/shards.py); without a directory, or with none answering, the list stays as it is."""
+        if time.monotonic() < self._next_refresh:
+            return
+        self._next_refresh = time.monotonic() + DIRECTORY_INTERVAL
+        known = {client.base_url: client for client in self._clients}
+        for client in [*self._clients, *(c for c in self._seeds if c.base_url not in known)]:
+            try:
+                listing = await client.list_supernodes()
+            except (NoDirectory, SupernodeUnavailable):
+                continue
+            if listing.age is None:
+                continue  # that supernode never reached Redis: it knows only itself
+            self.urls = list(listing.supernodes)
+            self._clients = [known.get(url) or OperatorClient(url, self._http, self._operator_token)
+                             for url in self.urls]
+            return
+
     async def put(self, job: Job) -> bool:
+        await self._refresh()
         try:
             await self.owner(job.host_id).put_job(job)
         except SupernodeUnavailable as exc:
@@ -98,6 +123,7 @@ class SupernodeChannel:
         return True
 
     async def cancel(self, job_id: str, host_id: str) -> bool:
+        await self._refresh()
         try:
             await self.owner(host_id).cancel_job(job_id)
         except SupernodeUnavailable as exc:
@@ -106,6 +132,7 @@ class SupernodeChannel:
 
     async def progress(self) -> list[JobProgress]:
         """From every supernode at once; one that does not answer is logged and left out of this round."""
+        await self._refresh()
         answers = await asyncio.gather(*(client.list_job_progress() for client in self._clients),
                                        return_exceptions=True)
         found: list[JobProgress] = []

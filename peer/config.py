@@ -18,10 +18,12 @@ class PeerConfig:
         Setting("blob and piece store", key="data_dir", flag="--data-dir", kind="path", metavar="DIR",
                 shown_default="/var/lib/damselfly as root, else $XDG_DATA_HOME/damselfly"),
     )
-    # Several supernode processes share the swarms out by digest (supernode/shards.py): give every peer the same list.
+    # Several supernode processes share the swarms out by digest (supernode/shards.py): with a directory in Redis
+    # (supernode/directory.py) any one of them leads to all; without, give every peer the same list.
     supernode_url: str = setting(
         "",
-        Setting("supernode URLs, comma-separated (in TOML also a list); several share the swarms out by digest",
+        Setting("supernode URLs, comma-separated (in TOML also a list); several share the swarms out by digest; "
+                "with --redis on the supernodes, any one of them leads to all",
                 key="supernode", flag="--supernode", kind="urls", metavar="URL[,URL...]",
                 shown_default="none: every blob comes from the upstream"),
     )

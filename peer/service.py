@@ -106,9 +106,15 @@ class PeerService:
         if self.config.supernode_url:
             # One URL, or several supernode processes sharing the swarms out by digest (supernode/shards.py).
             urls = [url.strip() for url in self.config.supernode_url.split(",") if url.strip()]
-            self.supernode = SupernodeShards([SupernodeClient(url, self.http, self.config.join_token) for url in urls])
+            self.supernode = SupernodeShards([self._supernode_client(url) for url in urls], self._supernode_client)
+            # With a directory behind them (supernode/directory.py), the given ones lead to all the live ones.
+            await self.supernode.refresh()
             await self._register_until(time.monotonic() + self.config.register_timeout)
             self.spawn(self._heartbeat_loop(), "heartbeat")
+            self.spawn(self.supernode.keep_refreshed(), "supernode-directory")
+
+    def _supernode_client(self, url: str) -> SupernodeClient:
+        return SupernodeClient(url, self.http, self.config.join_token)
 
     async def close(self) -> None:
         for task in list(self._tasks):

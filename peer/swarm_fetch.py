@@ -86,11 +86,14 @@ class SwarmFetch:
         self._unparseable: set[str] = set()
         # The swarm's epoch when joined: a view with another one means the swarm was reset (SwarmReset).
         self.epoch = 0
+        # Whether we joined once: every later join says so, so that a supernode that learns the swarm from it (a
+        # restarted one, or its new owner) rebuilds it rather than taking us for its first member.
+        self._joined = False
 
     async def run(self, source: RangeSource) -> None:
         """Until the blob is complete; raises SupernodeUnavailable or SwarmStalled when the swarm is given up."""
         client = self.link.client
-        view = await client.join(self.key, self._join_request())
+        view = await self._first_join()
         if view.piece_size != self.layout.piece_size or view.size != self.layout.blob_size:
             raise SupernodeUnavailable("the swarm's piece layout differs from ours")
         self.epoch = view.epoch
@@ -100,6 +103,11 @@ class SwarmFetch:
         self.landing.reporter = self.reporter
         inflight: dict[asyncio.Task[memoryview], Pick] = {}
         viewing: asyncio.Task[SwarmView] | None = None
+        # The supernode the view in flight comes from, and the one whose epoch we hold: a view from another (the
+        # swarm's owner moved, supernode/shards.py) counts epochs of its own.
+        viewing_url = epoch_url = self._owner_url()
+        # Returns when the swarm's owner is another process: we join it at once with what we hold.
+        moving: asyncio.Task[None] | None = None
         # Long-polls of parents' own views (peer/parent_views.py), by peer id: of every parent while the supernode is
         # away, else of those holding pieces we know no digest of. `stated`: each one's pieces as it last stated them.
         watching: dict[asyncio.Task[ParentSight], str] = {}
@@ -120,7 +128,10 @@ class SwarmFetch:
                 now = time.monotonic()
                 for pick in self.picker.pick(self._dialable(parents), now):
                     inflight[asyncio.create_task(self._fetch(pick))] = pick
+                if moving is None:
+                    moving = asyncio.create_task(client.moved(self.key, self._owner_url()))
                 if viewing is None:
+                    viewing_url = self._owner_url()
                     viewing = asyncio.create_task(self._next_view(view, away))
                 # Also with the supernode back: a restarted one publishes only the digests its members claimed when
                 # they joined again, and a parent may hold pieces whose digests it learnt from its own parents since.
@@ -129,10 +140,17 @@ class SwarmFetch:
                     raise SwarmStalled(f"no piece for {self.config.stall_timeout:.0f}s")
                 if away >= VIEW_FAILURES_BEFORE_FALLBACK and not inflight and not self._usable(parents, now):
                     raise SupernodeUnavailable(f"supernode unreachable and no parent to fetch from ({away} tries)")
-                waiting: set[asyncio.Future[Any]] = {*inflight, viewing, *watching}
+                waiting: set[asyncio.Future[Any]] = {*inflight, viewing, moving, *watching}
                 done, _ = await asyncio.wait(
                     waiting, timeout=self.picker.wait_limit(now), return_when=asyncio.FIRST_COMPLETED
                 )
+                if moving in done:
+                    moving = None
+                    if viewing not in done:
+                        await _cancel_all([viewing])
+                        log.info("the swarm of %s moved to %s: joining it there", self.digest, self._owner_url())
+                        viewing_url = self._owner_url()
+                        viewing = asyncio.create_task(self.link.client.join(self.key, self._join_request()))
                 if viewing in done:
                     finished, viewing = viewing, None
                     try:
@@ -143,8 +161,10 @@ class SwarmFetch:
                     else:
                         if away:
                             log.info("supernode back for %s after %d tries", self.digest, away)
-                            # A restarted supernode counts epochs afresh; what we hold is still checked whole.
-                            self.epoch = view.epoch
+                        if away or viewing_url != epoch_url:
+                            # A restarted supernode, or the swarm's new owner, counts epochs afresh; what we hold is
+                            # still checked whole.
+                            self.epoch, epoch_url = view.epoch, viewing_url
                         away = 0
                         parents = view.parents
                 for watched in [task for task in watching if task in done]:
@@ -156,7 +176,26 @@ class SwarmFetch:
                 for fetch in [task for task in inflight if task in done]:
                     await self._outcome(fetch, inflight.pop(fetch))
         finally:
-            await _cancel_all([*inflight, *([viewing] if viewing else []), *watching])
+            await _cancel_all([*inflight, *([viewing] if viewing else []), *([moving] if moving else []), *watching])
+
+    def _owner_url(self) -> str:
+        return self.link.client.owner(self.key).base_url
+
+    async def _first_join(self) -> SwarmView:
+        """The first join; one the owner did not answer is made again at once where the swarm moved to (the
+        process that did not answer is left out of the owners, supernode/shards.py), not given up for the
+        upstream."""
+        for _ in range(3):
+            url = self._owner_url()
+            try:
+                view = await self.link.client.join(self.key, self._join_request())
+            except SupernodeUnavailable:
+                if self._owner_url() == url:
+                    raise
+                continue
+            self._joined = True
+            return view
+        raise SupernodeUnavailable(f"no supernode took the join of {self.digest}")
 
     async def _next_view(self, view: SwarmView, away: int) -> SwarmView:
         """The next view: a long-poll while the supernode answers; while it is away, a join again after a pause
@@ -207,23 +246,45 @@ class SwarmFetch:
         client = self.link.client
         version, away = view.version, 0
         while True:
+            url = self._owner_url()
             try:
                 if away:
-                    await asyncio.sleep(min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(client.moved(self.key, url), min(REJOIN_DELAY * away, MAX_REJOIN_DELAY))
                     version = (await client.join(self.key, self._join_request())).version
                 else:
-                    version = (await client.view(self.key, self.link.peer_id, version, VIEW_WAIT, 0)).version
+                    version = await self._feeder_view(version, url)
                 away = 0
             except SupernodeUnavailable as exc:
                 away += 1
                 log.debug("feeder of %s: supernode away (%s)", self.digest, exc)
+
+    async def _feeder_view(self, version: int, url: str) -> int:
+        """The feeder's held view at `url`; if the swarm moves meanwhile, the feeder joins the new owner at once (as
+        the feeder, with every digest) and lets the old poll end by itself: cut off, the old owner would take it for
+        the feeder's death and make another member the feeder, who would go to the upstream."""
+        client = self.link.client
+        polling = asyncio.create_task(client.view(self.key, self.link.peer_id, version, VIEW_WAIT, 0))
+        moving = asyncio.create_task(client.moved(self.key, url))
+        try:
+            await asyncio.wait({polling, moving}, return_when=asyncio.FIRST_COMPLETED)
+            if not moving.done():
+                return polling.result().version
+            log.info("feeder of %s: the swarm moved to %s, joining it there", self.digest, self._owner_url())
+            joined = await client.join(self.key, self._join_request())
+            with contextlib.suppress(SupernodeUnavailable):
+                await polling
+            return joined.version
+        finally:
+            await _cancel_all([polling, moving])
 
     def _join_request(self) -> JoinRequest:
         """What we hold, and when we hold something, its digests and whether we were the feeder: a restarted
         supernode rebuilds the swarm from these (supernode/scheduler.py). A first join holds nothing: it stays small."""
         digests = dict(self.partial.piece_digests) if self.partial.mask else {}
         return JoinRequest(
-            self.link.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask), digests, self.landing.feeder
+            self.link.peer_id, self.layout.blob_size, mask_to_hex(self.partial.mask), digests, self.landing.feeder,
+            rejoining=self._joined,
         )
 
     def _dialable(self, parents: list[ParentInfo]) -> list[ParentInfo]:

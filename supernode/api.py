@@ -279,6 +279,9 @@ class JoinRequest:
     # rebuilds the swarm from these (supernode/scheduler.py).
     piece_digests: dict[int, str] = field(default_factory=dict)
     was_feeder: bool = False
+    # This member was in the swarm before, at this supernode or another (its owner moved, supernode/shards.py):
+    # a swarm it joins first is rebuilt, as one joined by a member holding pieces is, even if it holds none.
+    rejoining: bool = False
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> JoinRequest:
@@ -288,7 +291,7 @@ class JoinRequest:
         hex_to_mask(pieces)
         return cls(
             peer_id=_str(body, "peer_id"), size=size, pieces=pieces, piece_digests=_piece_digests(body),
-            was_feeder=body.get("was_feeder") is True,
+            was_feeder=body.get("was_feeder") is True, rejoining=body.get("rejoining") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -297,6 +300,8 @@ class JoinRequest:
             body["piece_digests"] = {str(k): v for k, v in self.piece_digests.items()}
         if self.was_feeder:
             body["was_feeder"] = True
+        if self.rejoining:
+            body["rejoining"] = True
         return body
 
 

@@ -20,6 +20,7 @@ from .api import (
     RegisterResponse,
     ReportRequest,
     ReportResponse,
+    SupernodeList,
     SupernodeUnavailable,
     SwarmList,
     SwarmView,
@@ -33,9 +34,18 @@ from .routes import ApiRoute
 # The errors a call raises live beside the wire types (the scheduler raises UnknownPeer too); callers take them
 # from here, with the client.
 __all__ = [
-    "CredentialRefused", "JobRefused", "JoinRefused", "OperatorClient", "OperatorRefused", "SupernodeClient",
-    "SupernodeUnavailable", "UnknownPeer",
+    "CredentialRefused", "JobRefused", "JoinRefused", "NoDirectory", "OperatorClient", "OperatorRefused",
+    "SupernodeClient", "SupernodeUnavailable", "SupernodeUnreachable", "UnknownPeer",
 ]
+
+
+class SupernodeUnreachable(SupernodeUnavailable):
+    """No answer at all (refused, reset, timed out): the process is likely dead or hung, not merely saying no.
+    Several supernodes (supernode/shards.py) leave such a one out of the owners for a while."""
+
+
+class NoDirectory(SupernodeUnavailable):
+    """The supernode keeps no directory (it runs without --redis): the list the peer was given is the list."""
 
 
 class OperatorRefused(SupernodeUnavailable):
@@ -65,6 +75,8 @@ async def _send(
         extra["timeout"] = httpx.Timeout(5.0, read=timeout)
     try:
         return await http.request(method, url, json=body, params=params, headers=headers, **extra)
+    except httpx.TransportError as exc:
+        raise SupernodeUnreachable(f"supernode unreachable: {exc!r}") from exc
     except httpx.HTTPError as exc:
         raise SupernodeUnavailable(f"supernode unreachable: {exc!r}") from exc
 
@@ -135,6 +147,10 @@ class SupernodeClient:
     async def list_peers(self) -> PeerList:
         return PeerList.from_json(await self._call(routes.LIST_PEERS))
 
+    async def list_supernodes(self) -> SupernodeList:
+        """The supernodes alive as this one knows them (supernode/directory.py); NoDirectory if it keeps none."""
+        return await _list_supernodes(self.http, self.base_url, self.headers)
+
     async def list_swarms(self) -> SwarmList:
         return SwarmList.from_json(await self._call(routes.LIST_SWARMS))
 
@@ -185,3 +201,17 @@ class OperatorClient:
 
     async def list_job_progress(self) -> ProgressList:
         return ProgressList.parse(_answer(await self._call(routes.LIST_JOB_PROGRESS)))
+
+    async def list_supernodes(self) -> SupernodeList:
+        return await _list_supernodes(self.http, self.base_url, self.headers)
+
+
+async def _list_supernodes(http: httpx.AsyncClient, base_url: str, headers: dict[str, str]) -> SupernodeList:
+    url = base_url + routes.LIST_SUPERNODES.url()
+    response = await _send(http, routes.LIST_SUPERNODES.method, url, headers, None, None, None)
+    if response.status_code == 404:
+        raise NoDirectory(f"{base_url} keeps no supernode directory")
+    try:
+        return SupernodeList.from_json(_answer(response))
+    except ValueError as exc:
+        raise SupernodeUnavailable(f"{base_url}: {exc}") from None

@@ -187,9 +187,11 @@ class Scheduler:
         now: float,
         claimed: dict[int, str] | None = None,
         was_feeder: bool = False,
+        rejoining: bool = False,
     ) -> SwarmView:
         """A member joins (or joins again) with the pieces it holds. A swarm this supernode does not know, joined by
-        a member that holds pieces, is one a restart lost: it is rebuilt from its members' joins (`_claim`), and for
+        a member that holds pieces (or that was in it before: `rejoining`), is one a restart lost or one whose owner
+        moved here (supernode/shards.py): it is rebuilt from its members' joins (`_claim`), and for
         `rebuild_grace` seconds nobody but the member that was its feeder is made the feeder, so that the others
         do not go to the upstream for what the swarm already holds."""
         record = self._peer(peer_id, now)
@@ -198,7 +200,7 @@ class Scheduler:
             layout = PieceLayout(size, choose_piece_size(size))
             swarm = Swarm(digest, layout, [""] * layout.count, touched=now)
             self.swarms[digest] = swarm
-            if pieces & swarm.complete_mask:
+            if pieces & swarm.complete_mask or rejoining:
                 swarm.rebuilding_until = now + self.config.rebuild_grace
                 self._rebuilding.add(digest)
         pieces &= swarm.complete_mask

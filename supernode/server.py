@@ -215,7 +215,8 @@ def create_app(
         req = JoinRequest.parse(await call.json())
         peer_id = authenticated(call, req.peer_id)
         view = scheduler.join(
-            digest, peer_id, req.size, hex_to_mask(req.pieces), time.monotonic(), req.piece_digests, req.was_feeder
+            digest, peer_id, req.size, hex_to_mask(req.pieces), time.monotonic(), req.piece_digests, req.was_feeder,
+            req.rejoining,
         )
         wake_waiters()
         return json_answer(view.to_json())

@@ -3,6 +3,8 @@ never a hot loop, and the upstream serves the blob once the swarm has stalled.""
 
 from __future__ import annotations
 
+import asyncio
+
 import hashlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -44,6 +46,14 @@ class StandInSupernode:
     async def report(self, digest: str, request: ReportRequest) -> int | None:
         self.reports.append(request)
         return 0
+
+    base_url = "http://stand-in"
+
+    def owner(self, key: str) -> StandInSupernode:
+        return self  # one process: the swarm never moves
+
+    async def moved(self, key: str, url: str) -> None:
+        await asyncio.Event().wait()
 
 
 class NotHere(BackgroundHTTPServer):
