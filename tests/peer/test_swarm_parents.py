@@ -4,7 +4,6 @@ never a hot loop, and the upstream serves the blob once the swarm has stalled.""
 from __future__ import annotations
 
 import asyncio
-
 import hashlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
