@@ -81,6 +81,8 @@ class DamselflyCluster:
     # The supernode's operators' token: set it to read the listings from outside (`supernode_peers`).
     operator_token: str = ""
     extra_peer_args: list[str] = field(default_factory=list)
+    # More flags of the cluster's supernode (e.g. `--redis URL`: the supernode directory).
+    supernode_args: list[str] = field(default_factory=list)
     supernode_port: int = 0
     supernode: ManagedProcess | None = None
     peers: list[PeerProcess] = field(default_factory=list)
@@ -103,7 +105,7 @@ class DamselflyCluster:
         # clusters test the data plane, and the platform's start (migrations, the admin's argon2 hash) would take the
         # CPU of a 2-core machine from timed pulls; tests/manager starts supernodes that host it.
         args = [sys.executable, "-m", "damselfly", "supernode", "--listen", f"127.0.0.1:{self.supernode_port}",
-                "--data-dir", str(self.workdir / "supernode-data"), "--no-manager"]
+                "--data-dir", str(self.workdir / "supernode-data"), "--no-manager", *self.supernode_args]
         self.supernode = _start(
             args, self.workdir / "supernode.log", self.supernode_url + "/healthz", "supernode", self.join_token,
             self.operator_token,
