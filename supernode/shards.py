@@ -116,6 +116,7 @@ class SupernodeShards:
         the processes: the new ones registered with at once, the gone ones dropped. False: none told it (no
         directory, or none answered), and the processes stay as they were."""
         if self._make_client is None:
+            self._update_owners()  # a process left out comes back once its time is over
             return False
         known = {client.base_url: client for client in self.clients}
         asked = [*self._owners, *(c for c in self.clients if c not in self._owners)]
@@ -187,6 +188,7 @@ class SupernodeShards:
         outcomes = await asyncio.gather(*(call(client) for client in clients), return_exceptions=True)
         answers: list[T] = []
         failures: list[BaseException] = []
+        self._update_owners()  # also each heartbeat: a process left out comes back once its time is over
         for client, outcome in zip(clients, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 self._not_answering(client, outcome)
