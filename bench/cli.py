@@ -50,7 +50,21 @@ def add_commands(commands: Any) -> None:
     bench.add_argument("--blob-mib", type=int, default=1024, help="blob size of the loopback figures (default 1024)")
     bench.add_argument("--clients", type=int, default=4, help="concurrent clients of the loopback RSS figure")
     bench.add_argument(
-        "--repeat", type=int, default=5, help="samples per loopback figure, rounds of the file storm (default 5)"
+        "--repeat", type=int, default=None,
+        help="samples per loopback or supernode figure and rounds of the file storm (default 5); storms of each of "
+        "scenarios a, b, c, run in turns (default 1)",
+    )
+    # The names live in bench/clients.py, which this light module must not import.
+    bench.add_argument(
+        "--client", default="skopeo", choices=["skopeo", "podman", "containerd"],
+        help="what every host pulls with in scenarios a, b, c: skopeo copy to dir:, podman pull (its own storage "
+        "per host), ctr images pull (a containerd per host) (default skopeo)",
+    )
+    bench.add_argument(
+        "--mirror-mode", default="entry", choices=["entry", "registry"],
+        help="how scenario c's clients reach their Damselfly: a mirror entry for a made-up registry name "
+        "(registries.conf, hosts.toml; a fallback around the mirror fails) or the mirror's address as a registry "
+        "(default entry)",
     )
     bench.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"cache and run logs (default {DEFAULT_WORKDIR})")
     bench.add_argument("--output", default=DEFAULT_OUTPUT, help=f"Markdown report to update (default {DEFAULT_OUTPUT})")

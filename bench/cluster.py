@@ -1,9 +1,11 @@
 """The pull storm: N hosts in namespaces pull one image at once, three ways, in one run.
 
 (a) direct from the upstream; (b) through one central `docker-registry` in proxy mode (the classic client/server
-cache); (c) through Damselfly: a supernode in its own namespace and a peer on every host, each host's skopeo
-pulling through its local proxy. The upstream is the real registry behind a `tc tbf`-limited link, serving a
-cached read-only storage; the other scenarios start cold.
+cache); (c) through Damselfly: a supernode in its own namespace and a peer on every host, each host's client
+pulling through its local proxy, by default through a mirror entry for a made-up registry name
+(bench/mirror_entry.py), else as a registry of its own. The client is skopeo, podman or containerd
+(bench/clients.py). The upstream is the real registry behind a `tc tbf`-limited link, serving a cached read-only
+storage; the other scenarios start cold.
 """
 
 from __future__ import annotations
@@ -13,28 +15,32 @@ import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import damselfly
 
+from .clients import PullClient, Route, make_client
+from .cpu import StormCpu
 from .image import CachedImage, ImageInfo, cached_image, layer_sizes
 from .machine import CpuMeter, load_average
+from .mirror_entry import mirror_entry, peer_config, registry_name
 from .netns import Host, Topology
-from .procs import Proc, ProcessSet, cpu_seconds, run
+from .procs import Proc, ProcessSet, run
 from .pull import PullOutcome, pull_everywhere
 from .registry import (
     READY_LINE,
     blob_bytes_served,
     busy_seconds,
+    client_requests,
     log_offset,
     registry_config,
     registry_proc,
     settle,
 )
-from .results import ClusterReport, DisruptionEvent, ScenarioResult
+from .results import ClusterReport, CpuPerByte, DisruptionEvent, ScenarioResult
 
 REGISTRY_PORT = 5000
 SUPERNODE_PORT = 8002
@@ -55,6 +61,11 @@ class ClusterSettings:
     start_timeout: float = 60.0
     # The daemons' log level: "debug" logs every request with a timestamp, to find where time goes.
     log_level: str = "info"
+    # What every host pulls with (bench/clients.py), and how it reaches Damselfly in scenario (c).
+    client: str = "skopeo"
+    mirror_mode: str = "entry"
+    # Storms of each scenario, in turns.
+    rounds: int = 1
 
 
 def python_cmd(*args: str) -> list[str]:
@@ -76,6 +87,9 @@ class Network:
     image: CachedImage
     sizes: list[int]
     rundir: Path
+    # The made-up registry name the hosts pull in mirror-entry mode, and the containerd hosts directory routing it.
+    registry_name: str = ""
+    hosts_dir: Path | None = None
 
     @property
     def upstream_log(self) -> Path:
@@ -121,7 +135,7 @@ class ClusterBench:
         sizes = layer_sizes(s.image_bytes)
         self.log(f"image of {len(sizes)} random layers ({', '.join(f'{b / 1e6:.1f}' for b in sizes)} MB)")
         image = cached_image(self.workdir / "cache", sizes)
-        with Topology() as topo, ProcessSet() as procs:
+        with Topology() as topo, ProcessSet() as procs, ExitStack() as entries:
             rundir = self.workdir / "runs" / topo.name
             self.log(f"network {topo.name}: {s.hosts} hosts in namespaces on {topo.subnet}.0/24, logs in {rundir}")
             upstream = topo.add_host("up", 1, s.upstream_mbit)
@@ -129,46 +143,52 @@ class ClusterBench:
             config = registry_config(image.storage, f"0.0.0.0:{REGISTRY_PORT}", readonly=True)
             registry = procs.start(registry_proc(rundir, "upstream", config, prefix=upstream.cmd()))
             registry.wait_for_log(READY_LINE, s.start_timeout)
-            yield Network(topo, upstream, hosts, image, sizes, rundir)
+            name, hosts_dir = "", None
+            if s.mirror_mode == "entry" and "c" in s.scenarios:
+                name = registry_name(topo.run_id)
+                hosts_dir = entries.enter_context(mirror_entry(name, MIRROR, rundir))
+                self.log(f"mirror entry: hosts pull {name}, which only their Damselfly knows")
+            yield Network(topo, upstream, hosts, image, sizes, rundir, name, hosts_dir)
 
     def scenario(self, net: Network, key: str, rundir: Path) -> Scenario:
-        return Scenario(self, net.topo, net.upstream, net.hosts, net.image, rundir, net.upstream_log)
+        return Scenario(self, net, rundir)
 
     def run(self) -> ClusterReport:
         s = self.settings
         results = []
         with self.network() as net:
-            for key in s.scenarios:
-                self.log(f"scenario ({key}) {SCENARIOS[key]}: {s.hosts} hosts pull at once")
-                result = self.scenario(net, key, net.rundir / key).run(key)
-                self.log(
-                    f"  upstream {result.upstream_ratio:.2f}x image, all done {result.all_done:.1f}s "
-                    f"({result.time_ratio:.2f}x link time), p50 {result.p50:.1f}s, digests ok: {result.digests_ok}"
-                )
-                results.append(result)
+            for round_no in range(1, s.rounds + 1):
+                for key in s.scenarios:
+                    of = f" (round {round_no} of {s.rounds})" if s.rounds > 1 else ""
+                    self.log(f"scenario ({key}) {SCENARIOS[key]}: {s.hosts} hosts pull at once with {s.client}{of}")
+                    rundir = net.rundir / (f"{key}-{round_no}" if s.rounds > 1 else key)
+                    result = self.scenario(net, key, rundir).run(key)
+                    result.round = round_no
+                    self.log(
+                        f"  upstream {result.upstream_ratio:.2f}x image, all done {result.all_done:.1f}s "
+                        f"({result.time_ratio:.2f}x link time), p50 {result.p50:.1f}s, digests ok: "
+                        f"{result.digests_ok}"
+                    )
+                    results.append(result)
         return ClusterReport(
-            s.hosts, s.upstream_mbit, s.host_mbit, net.image.info.blob_bytes, net.sizes, results, net.topo.name
+            s.hosts, s.upstream_mbit, s.host_mbit, net.image.info.blob_bytes, net.sizes, results, net.topo.name,
+            s.client, s.mirror_mode, s.rounds,
         )
 
 
 class Scenario:
-    def __init__(
-        self,
-        bench: ClusterBench,
-        topo: Topology,
-        upstream: Host,
-        hosts: list[Host],
-        image: CachedImage,
-        rundir: Path,
-        upstream_log: Path,
-    ) -> None:
+    def __init__(self, bench: ClusterBench, net: Network, rundir: Path) -> None:
         self.settings = bench.settings
-        self.topo = topo
-        self.upstream = upstream
-        self.hosts = hosts
-        self.image = image
+        self.net = net
+        self.topo = net.topo
+        self.upstream = net.upstream
+        self.hosts = net.hosts
+        self.image: CachedImage = net.image
         self.rundir = rundir
-        self.upstream_log = upstream_log
+        self.upstream_log = net.upstream_log
+        # Fresh for every storm: a client's per-host state (storage, daemons) never carries over.
+        self.client: PullClient = make_client(self.settings.client)
+        self.cpu: list[CpuPerByte] = []
         self.extra: dict[str, float] = {}
         # The scenario's daemons by kind, whose CPU time is reported: where a 2-core machine's time goes.
         self.daemons: dict[str, list[Proc]] = {}
@@ -186,6 +206,7 @@ class Scenario:
         try:
             return self._measure(key, fault)
         finally:
+            self.client.cleanup()
             # Pulled images, peers' stores and the cache's storage are big and of no use after the run (also
             # after a failure or Ctrl-C); the logs stay.
             for bulky in ("out", "data", "cache-storage"):
@@ -197,22 +218,30 @@ class Scenario:
         s = self.settings
         event: DisruptionEvent | None = None
         with ProcessSet() as procs:
-            refs = self._prepare(key, procs)
+            route = self._prepare(key, procs)
+            pulls = [(h, route, self.rundir / "out" / h.role) for h in self.hosts]
+            for host, _, out in pulls:
+                shutil.rmtree(out, ignore_errors=True)
+                self.client.prepare(host, out, self.rundir, procs)
+            self.client.ready()
             settle(self.upstream_log)
             offset = log_offset(self.upstream_log)
             sent_before = self.topo.sent_bytes(self.upstream)
             load = load_average()
             meter = CpuMeter()
-            pulls = [(h, ref, self.rundir / "out" / h.role) for h, ref in zip(self.hosts, refs, strict=True)]
+            storm_cpu = StormCpu(self.daemons)
+            client_cpu = self.client.cpu_seconds()
             running = self.damselfly
             at_start = None if fault is None or running is None else lambda t: fault.start(running, t)
-            outcomes = pull_everywhere(pulls, self.rundir, self.image.info, s.pull_timeout, at_start)
+            outcomes = pull_everywhere(pulls, self.client, self.rundir, self.image.info, s.pull_timeout, at_start)
             if fault is not None:
                 event = fault.finish()
                 outcomes = _excuse(outcomes, event)
             busy = meter.busy()
             for kind, daemons in self.daemons.items():
-                self.extra[f"{kind}_cpu_seconds"] = sum(cpu_seconds(d.pid) for d in daemons)
+                self.extra[f"{kind}_cpu_seconds"] = storm_cpu.used(daemons)
+            if self.client.cpu_seconds():
+                self.extra[f"{self.client.name}_daemons_cpu_seconds"] = self.client.cpu_seconds() - client_cpu
             self._collect_peer_stats()
             # A cache may still be fetching for its own storage after the clients finished: count that too.
             settle(self.upstream_log, quiet=1.0)
@@ -221,7 +250,15 @@ class Scenario:
                 event.survivors_upstream_bytes = blob_bytes_served(self.upstream_log, offset, excluding=event.target_ip)
             self.extra["upstream_busy_seconds"] = busy_seconds(self.upstream_log, offset)
             wire = self.topo.sent_bytes(self.upstream) - sent_before
+            self.cpu = self._cpu_per_byte(storm_cpu, upstream_bytes)
+            # Through Damselfly, only the peers may ask the upstream: a client's own request there is a fallback
+            # around the mirror, and the storm would not have measured Damselfly.
+            bypassed = client_requests(self.upstream_log, offset) if key == "c" else 0
         failures = [f"{o.host}: {p}" for o in outcomes for p in o.problems]
+        if bypassed:
+            self.extra["client_requests_at_upstream"] = float(bypassed)
+            failures.insert(0, f"{bypassed} requests of the {self.client.name} clients reached the upstream "
+                               "directly: they went around the mirror")
         return ScenarioResult(
             key=key,
             name=SCENARIOS[key],
@@ -231,21 +268,35 @@ class Scenario:
             upstream_wire_bytes=wire,
             link_seconds=self.image.info.blob_bytes * 8 / (s.upstream_mbit * 1e6),
             host_seconds=[o.seconds for o in outcomes],
-            digests_ok=all(o.digests_ok for o in outcomes),
+            digests_ok=all(o.digests_ok for o in outcomes) and not bypassed,
             failures=failures[:20],
             failed_pulls=sum(o.exit_code != 0 for o in outcomes),
             digest_problems=sum(o.exit_code == 0 and not o.digests_ok for o in outcomes),
             cpu_busy=busy,
             load_before=load,
             extra=self.extra,
+            cpu=self.cpu,
+            client=self.client.name,
+            mirror_mode=s.mirror_mode if key == "c" else "",
             event=event,
         )
 
-    def _prepare(self, key: str, procs: ProcessSet) -> list[str]:
-        """Start what the scenario needs; the image reference each host pulls."""
+    def _cpu_per_byte(self, storm_cpu: StormCpu, upstream_bytes: int) -> list[CpuPerByte]:
+        """The daemons' CPU over the storm against the bytes moved (CpuPerByte says which bytes)."""
+        if self.peers:
+            received = self.extra.get("bytes_from_upstream", 0.0) + self.extra.get("bytes_from_peers", 0.0)
+            served = self.extra.get("upload_bytes", 0.0) + self.extra.get("bytes_served_local", 0.0)
+            return [storm_cpu.per_byte(kind, self.daemons[kind], received, served) for kind in ("peer", "supernode")]
+        if "cache" in self.daemons:
+            served = float(self.image.info.blob_bytes * len(self.hosts))
+            return [storm_cpu.per_byte("cache", self.daemons["cache"], upstream_bytes, served)]
+        return []
+
+    def _prepare(self, key: str, procs: ProcessSet) -> Route:
+        """Start what the scenario needs; how every host's client reaches the image."""
         repo = f"{self.image.info.repo}:{self.image.info.tag}"
         if key == "a":
-            return [f"{self.upstream.ip}:{REGISTRY_PORT}/{repo}"] * len(self.hosts)
+            return Route(f"{self.upstream.ip}:{REGISTRY_PORT}/{repo}")
         if key == "b":
             cache = self.topo.hosts.get("cache") or self.topo.add_host("cache", 2, self.settings.host_mbit)
             config = registry_config(self.rundir / "cache-storage", f"0.0.0.0:{REGISTRY_PORT}",
@@ -253,9 +304,11 @@ class Scenario:
             proc = procs.start(registry_proc(self.rundir, "cache", config, prefix=cache.cmd()))
             proc.wait_for_log(READY_LINE, self.settings.start_timeout)
             self.daemons["cache"] = [proc]
-            return [f"{cache.ip}:{REGISTRY_PORT}/{repo}"] * len(self.hosts)
+            return Route(f"{cache.ip}:{REGISTRY_PORT}/{repo}")
         self._start_damselfly(procs)
-        return [f"{MIRROR}/{repo}"] * len(self.hosts)
+        if self.net.registry_name:
+            return Route(f"{self.net.registry_name}/{repo}", self.net.hosts_dir)
+        return Route(f"{MIRROR}/{repo}")
 
     def _start_damselfly(self, procs: ProcessSet) -> None:
         sn = self.topo.hosts.get("sn") or self.topo.add_host("sn", 3, self.settings.host_mbit)
@@ -278,6 +331,14 @@ class Scenario:
             return proc
 
         supernode = start_supernode()
+        if self.net.registry_name:
+            # The made-up name is the peers' only upstream: routed there by their config alone.
+            config = self.rundir / "peer.toml"
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(peer_config(self.net.registry_name, self.upstream_url))
+            upstream = ["--config", str(config)]
+        else:
+            upstream = ["--upstream", self.upstream_url]
         for host in self.hosts:
             args = python_cmd(
                 "peer",
@@ -285,7 +346,7 @@ class Scenario:
                 "--listen", MIRROR,
                 "--upload-listen", f"0.0.0.0:{UPLOAD_PORT}",
                 "--data-dir", str(self.rundir / "data" / host.role),
-                "--upstream", self.upstream_url,
+                *upstream,
                 "--advertise", host.ip,
                 "--log-level", self.settings.log_level,
             )
@@ -317,7 +378,8 @@ class Scenario:
                 stats = json.loads(out.stdout)
             except ValueError:
                 stats = {}
-            for name in ("bytes_from_upstream", "bytes_from_peers", "upload_bytes", "fallbacks", "corrupt_pieces"):
+            for name in ("bytes_from_upstream", "bytes_from_peers", "upload_bytes", "bytes_served_local", "fallbacks",
+                         "corrupt_pieces"):
                 self.extra[name] = self.extra.get(name, 0.0) + float(stats.get(name, 0))
 
 

@@ -76,7 +76,13 @@ def bench(args: argparse.Namespace) -> int:
     if (cluster_keys or "files" in scenarios) and os.geteuid() != 0:
         print("damselfly bench: scenarios a, b, c and files need root (network namespaces, tc)", file=sys.stderr)
         return 2
-    hosts, image_mb, blob_mib, repeat = args.hosts, args.image_mb, args.blob_mib, args.repeat
+    if args.repeat is not None and args.repeat < 1:
+        print("damselfly bench: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    hosts, image_mb, blob_mib = args.hosts, args.image_mb, args.blob_mib
+    repeat = 5 if args.repeat is None else args.repeat
+    # One storm per scenario unless more are asked for: a storm is long, a loopback sample short.
+    rounds = 1 if args.repeat is None else args.repeat
     if args.quick:
         hosts, image_mb, blob_mib, repeat = 3, 6.0, 64, 1
     workdir = Path(args.workdir)
@@ -91,10 +97,13 @@ def bench(args: argparse.Namespace) -> int:
             image_bytes=int(image_mb * 1e6),
             scenarios=cluster_keys,
             log_level=args.daemon_log_level,
+            client=args.client,
+            mirror_mode=args.mirror_mode,
+            rounds=rounds,
         )
         report = ClusterBench(settings, workdir, log).run()
         results["cluster"] = _dump(report)
-        update_section(output, f"bench-cluster-{hosts}", cluster_markdown(report, command_line(args), host))
+        update_section(output, cluster_section(settings), cluster_markdown(report, command_line(args), host))
     if "loopback" in scenarios:
         loop_settings = LoopbackSettings(
             blob_bytes=blob_mib << 20, image_bytes=int(image_mb * 1e6), clients=args.clients, repeat=repeat
@@ -121,6 +130,16 @@ def bench(args: argparse.Namespace) -> int:
     return 0 if _all_digests_ok(results) else 1
 
 
+def cluster_section(settings: ClusterSettings) -> str:
+    """Each client and mode owns a section, so a podman run never replaces the skopeo figures."""
+    section = f"bench-cluster-{settings.hosts}"
+    if settings.client != "skopeo":
+        section += f"-{settings.client}"
+    if settings.mirror_mode != "entry":
+        section += f"-{settings.mirror_mode}"
+    return section
+
+
 def disrupt(args: argparse.Namespace, scenarios: list[str]) -> int:
     """`--disrupt`: faults injected into scenario (c)'s storm, each run against an undisturbed storm."""
     kinds = tuple(k.strip() for k in args.disrupt.split(",") if k.strip())
@@ -140,7 +159,7 @@ def disrupt(args: argparse.Namespace, scenarios: list[str]) -> int:
     hosts, image_mb = (3, 6.0) if args.quick else (args.hosts, args.image_mb)
     settings = ClusterSettings(
         hosts=hosts, upstream_mbit=args.upstream_mbit, host_mbit=args.host_mbit, image_bytes=int(image_mb * 1e6),
-        scenarios=("c",), log_level=args.daemon_log_level,
+        scenarios=("c",), log_level=args.daemon_log_level, client=args.client, mirror_mode=args.mirror_mode,
     )
     faults = DisruptionSettings(kinds=kinds, at=args.disrupt_at, runs=args.runs)
     reports = DisruptionBench(settings, faults, Path(args.workdir), log).run()

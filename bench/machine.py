@@ -44,7 +44,12 @@ def machine() -> Machine:
         memory_gib=mem_kib / (1 << 20),
         kernel=platform.release(),
         python=platform.python_version(),
-        tools={"docker-registry": _version(["docker-registry", "--version"]), "skopeo": _version(["skopeo", "-v"])},
+        tools={
+            "docker-registry": _version(["docker-registry", "--version"]),
+            "skopeo": _version(["skopeo", "-v"]),
+            "podman": _version(["podman", "--version"]),
+            "containerd": _version(["containerd", "--version"]),
+        },
     )
 
 

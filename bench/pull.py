@@ -1,16 +1,20 @@
-"""Every host pulls the image with skopeo at the same moment; each pull is timed and its blobs verified."""
+"""Every host pulls the image at the same moment (skopeo, podman or containerd: bench/clients.py); each pull is
+timed and what it stored verified."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .image import ImageInfo
 from .netns import Host
 from .procs import Proc, run_together
+
+if TYPE_CHECKING:
+    from .clients import PullClient, Route
 
 # skopeo's `dir:` target writes these besides the blobs.
 _DIR_METADATA = {"manifest.json", "version"}
@@ -31,25 +35,30 @@ def skopeo_args(ref: str, out: Path) -> list[str]:
 
 
 def pull_everywhere(
-    pulls: list[tuple[Host, str, Path]],
+    pulls: list[tuple[Host, Route, Path]],
+    client: PullClient,
     logs: Path,
     image: ImageInfo,
     timeout: float,
     at_start: Callable[[float], None] | None = None,
 ) -> list[PullOutcome]:
-    """Start `skopeo copy` for (host, image reference, output dir) all at once; wait for all; verify.
+    """Start `client`'s pull on every (host, route, output dir) at once (each prepared by the client already);
+    wait for all; verify.
 
     `at_start` is called with the start's `time.monotonic()` once every pull is started (a fault's clock).
     """
-    procs = []
-    for host, ref, out in pulls:
-        shutil.rmtree(out, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        procs.append(Proc(host.cmd(*skopeo_args(ref, out)), log_path=logs / f"skopeo-{host.role}.log", name=host.role))
+    procs = [
+        Proc(host.cmd(*client.args(host, route, out)), log_path=logs / f"{client.name}-{host.role}.log",
+             name=host.role)
+        for host, route, out in pulls
+    ]
     start, ends, codes = run_together(procs, timeout, at_start)
     outcomes = []
-    for (host, _, out), proc, end, code in zip(pulls, procs, ends, codes, strict=True):
-        problems = verify_pull(out, image) if code == 0 else [f"skopeo exited {code}: {proc.log_text(600)}"]
+    for (host, route, out), proc, end, code in zip(pulls, procs, ends, codes, strict=True):
+        if code == 0:
+            problems = client.problems(host, route, out, image)
+        else:
+            problems = [f"{client.name} exited {code}: {proc.log_text(600)}"]
         seconds = (end - start) if end is not None else float(timeout)
         outcomes.append(PullOutcome(host.role, seconds, code, code == 0 and not problems, problems))
     return outcomes

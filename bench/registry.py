@@ -20,6 +20,8 @@ from .procs import Proc
 
 READY_LINE = "listening on"
 _COMPLETED = "response completed"
+# What the peers' two HTTP clients (upstream/raw_http.py, httpx) call themselves.
+PEER_AGENTS = ("damselfly", "python-httpx")
 
 
 def registry_config(
@@ -58,8 +60,8 @@ def log_offset(log_path: Path) -> int:
     return data.rfind(b"\n") + 1
 
 
-def blob_gets(log_path: Path, offset: int = 0) -> list[dict[str, Any]]:
-    """The log entries of blob GETs finished since `offset`."""
+def completed_requests(log_path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The log entries of every request finished since `offset`."""
     found = []
     with log_path.open("rb") as log:
         log.seek(offset)
@@ -71,11 +73,28 @@ def blob_gets(log_path: Path, offset: int = 0) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             msg = entry.get("msg", "")
-            if not isinstance(msg, str) or not msg.startswith(_COMPLETED):
-                continue
-            if entry.get("http.request.method") == "GET" and "/blobs/" in str(entry.get("http.request.uri", "")):
+            if isinstance(msg, str) and msg.startswith(_COMPLETED):
                 found.append(entry)
     return found
+
+
+def blob_gets(log_path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The log entries of blob GETs finished since `offset`."""
+    return [
+        entry
+        for entry in completed_requests(log_path, offset)
+        if entry.get("http.request.method") == "GET" and "/blobs/" in str(entry.get("http.request.uri", ""))
+    ]
+
+
+def client_requests(log_path: Path, offset: int = 0) -> int:
+    """Requests finished since `offset` that a Damselfly peer did not send (by their User-Agent): a registry
+    client's own, which a mirror should have carried."""
+    return sum(
+        1
+        for entry in completed_requests(log_path, offset)
+        if not str(entry.get("http.request.useragent", "")).startswith(PEER_AGENTS)
+    )
 
 
 def blob_bytes_served(log_path: Path, offset: int = 0, *, excluding: str = "") -> int:

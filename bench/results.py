@@ -35,6 +35,29 @@ class DisruptionEvent:
 
 
 @dataclass(slots=True)
+class CpuPerByte:
+    """CPU seconds one kind of daemon spent over a storm, against the bytes it moved.
+
+    For the peers: received is what they fetched (from the upstream and from each other), served what they sent
+    (to other peers and to their host's client). The supernode moves no blob bytes: its figures are per byte the
+    peers received and served, what its scheduling cost per byte moved.
+    """
+
+    kind: str
+    cpu_seconds: float
+    bytes_received: int
+    bytes_served: int
+
+    @property
+    def per_gb_received(self) -> float:
+        return self.cpu_seconds / (self.bytes_received / 1e9) if self.bytes_received else 0.0
+
+    @property
+    def per_gb_served(self) -> float:
+        return self.cpu_seconds / (self.bytes_served / 1e9) if self.bytes_served else 0.0
+
+
+@dataclass(slots=True)
 class ScenarioResult:
     key: str
     name: str
@@ -56,6 +79,13 @@ class ScenarioResult:
     load_before: float = 0.0
     # Scenario-specific figures (peer counters, daemon CPU seconds).
     extra: dict[str, float] = field(default_factory=dict)
+    # CPU per byte of the scenario's daemons (the peers and the supernode; the central cache), over the storm.
+    cpu: list[CpuPerByte] = field(default_factory=list)
+    # The client every host ran, and for scenario (c) how it reached Damselfly (bench/clients.py).
+    client: str = "skopeo"
+    mirror_mode: str = ""
+    # Which of the run's rounds (1 for a single storm per scenario).
+    round: int = 1
     # The fault injected into this storm (bench/disrupt.py); None: an undisturbed storm. The host it killed, if any,
     # is left out of host_seconds, digests_ok and failures: its own pull is in the event.
     event: DisruptionEvent | None = None
@@ -97,6 +127,10 @@ class ClusterReport:
     scenarios: list[ScenarioResult]
     # The run's namespace prefix (all of them are gone when the benchmark returns).
     network: str = ""
+    client: str = "skopeo"
+    mirror_mode: str = "entry"
+    # Storms of each scenario, run in turns (a, c, a, c, ...): the spread over them, not one storm, is the figure.
+    rounds: int = 1
 
 
 @dataclass(slots=True)
