@@ -21,6 +21,7 @@ from .file_report import file_storm_markdown
 from .file_storm import FileStormBench, FileStormSettings
 from .loopback import LoopbackBench, LoopbackSettings
 from .machine import machine
+from .mirror_entry import cleanup_abandoned as abandoned_mirror_entries
 from .netns import cleanup_abandoned
 from .procs import CommandFailed
 from .report import cluster_markdown, loopback_markdown, update_section
@@ -64,6 +65,9 @@ def bench(args: argparse.Namespace) -> int:
     if args.cleanup:
         removed = cleanup_abandoned()
         log(f"removed {len(removed)} abandoned namespaces" + (f": {', '.join(removed)}" if removed else ""))
+        dropins = abandoned_mirror_entries()
+        log(f"removed {len(dropins)} abandoned registries.conf drop-ins"
+            + (f": {', '.join(dropins)}" if dropins else ""))
         return 0
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if args.disrupt:

@@ -16,7 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .netns import OWNERS_DIR, PREFIX
+
 DROPIN_DIR = Path("/etc/containers/registries.conf.d")
+_DROPIN_PREFIX = "zz-damselfly-bench-"
 
 
 def registry_name(run_id: str) -> str:
@@ -62,7 +65,7 @@ def mirror_entry(name: str, mirror: str, workdir: Path, dropin_dir: Path = DROPI
     (hosts_dir / name / "hosts.toml").write_text(hosts_toml(name, mirror))
     dropin_dir.mkdir(parents=True, exist_ok=True)
     # "zz-" sorts after the distribution's own drop-ins; the .tmp rename keeps a half-written file from being read.
-    dropin = dropin_dir / f"zz-damselfly-bench-{name}.conf"
+    dropin = dropin_dir / f"{_DROPIN_PREFIX}{name}.conf"
     tmp = dropin.with_suffix(".tmp")
     tmp.write_text(registries_conf(name, mirror))
     tmp.rename(dropin)
@@ -70,3 +73,17 @@ def mirror_entry(name: str, mirror: str, workdir: Path, dropin_dir: Path = DROPI
         yield hosts_dir
     finally:
         dropin.unlink(missing_ok=True)
+
+
+def cleanup_abandoned(dropin_dir: Path = DROPIN_DIR) -> list[str]:
+    """Remove the drop-ins of runs that no longer have an owner file (run after `netns.cleanup_abandoned`, which
+    removes the owner files of dead runs): what a run killed with SIGKILL left."""
+    removed: list[str] = []
+    if not dropin_dir.is_dir():
+        return removed
+    for dropin in sorted(dropin_dir.glob(f"{_DROPIN_PREFIX}registry-*.example.test.conf")):
+        run_id = dropin.name.removeprefix(f"{_DROPIN_PREFIX}registry-").removesuffix(".example.test.conf")
+        if not (OWNERS_DIR / f"{PREFIX}{run_id}.pid").exists():
+            dropin.unlink(missing_ok=True)
+            removed.append(dropin.name)
+    return removed
