@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(docker-registry skopeo podman containerd docker.io umoci redis-server apache2-utils
+DEBIAN_PACKAGES=(docker-registry skopeo podman containerd docker.io umoci redis-server redis-sentinel apache2-utils
                  iproute2 uidmap fuse-overlayfs python3-venv postgresql nginx chromium)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()

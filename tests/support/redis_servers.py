@@ -27,6 +27,12 @@ def _binary() -> str:
     return found
 
 
+def _sentinel_command(conf: Path) -> list[str]:
+    """Debian's redis-sentinel (package redis-sentinel), else the same program as `redis-server --sentinel`."""
+    found = shutil.which("redis-sentinel")
+    return [found, str(conf)] if found else [_binary(), str(conf), "--sentinel"]
+
+
 def ping(port: int, timeout: float = 0.5) -> str:
     """One inline command's first answer line from the Redis (or Sentinel) on `port`; "" if nothing answered."""
     return command(port, "PING", timeout=timeout)
@@ -108,7 +114,7 @@ class Sentinels:
                 f"sentinel failover-timeout {MASTER_NAME} 5000\n"
                 f"sentinel parallel-syncs {MASTER_NAME} 1\n"
             )
-            process = ManagedProcess([_binary(), str(conf), "--sentinel"], log_path=directory / "log",
+            process = ManagedProcess(_sentinel_command(conf), log_path=directory / "log",
                                      name=f"sentinel{index}")
             process.start()
             self.sentinels.append(process)
