@@ -10,36 +10,26 @@ within `every` seconds. The whole set is sent each time, so telling it again is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .hosts import HostBook
+from .periodic import OwnedLoop
 
 log = logging.getLogger(__name__)
 
 MIN_EVERY = 0.2
 
 
-class CordonKeeper:
+class CordonKeeper(OwnedLoop):
+    loop_name = "cordon-keeper"
+
     def __init__(self, hosts: HostBook, sessions: async_sessionmaker[AsyncSession], every: float) -> None:
         self.hosts = hosts
         self.sessions = sessions
         self.every = max(every, MIN_EVERY)
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cordon-keeper")
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         while True:

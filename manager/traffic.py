@@ -17,7 +17,6 @@ Bytes a host moved between its last sample and its leaving are not counted (at m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from supernode.api import HostFacts
 
 from .hosts import HostBook
 from .models import TrafficCounters, TrafficHour
+from .periodic import OwnedLoop
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,11 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-class TrafficRecorder:
+class TrafficRecorder(OwnedLoop):
     """Samples the live hosts' counters every `every` seconds, in a task of its own (started by `start`, cancelled by
     `close`: manager/app.py owns it)."""
+
+    loop_name = "traffic-recorder"
 
     def __init__(self, hosts: HostBook, sessions: async_sessionmaker[AsyncSession], every: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -148,18 +150,6 @@ class TrafficRecorder:
         self.sessions = sessions
         self.every = max(every, MIN_EVERY)
         self.clock = clock
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="traffic-recorder")
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         while True:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,16 +37,6 @@ SIZE = 32 * MiB
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def redis_server() -> Iterator[SingleRedis]:
-    try:
-        server = SingleRedis().start()
-    except RedisMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def start_supernode(tmp_path: Path, name: str, *redis_args: str) -> tuple[str, ManagedProcess]:

@@ -7,26 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from supernode.directory import DirectoryError, DirectorySettings, SupernodeDirectory, redis_client
-from tests.support.redis_servers import RedisMissing, SingleRedis
+from tests.support.redis_servers import SingleRedis
 
 A, B = "http://127.0.0.1:1001", "http://127.0.0.1:1002"
 
 
-@pytest.fixture
-def redis_server() -> Iterator[SingleRedis]:
-    try:
-        server = SingleRedis().start()
-    except RedisMissing as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def directory(url: str, redis_url: str, ttl: float = 1.0) -> SupernodeDirectory:

@@ -22,6 +22,7 @@ from tests.support.dockerd import DockerDaemon
 from tests.support.images import BuiltImage, ImageCache
 from tests.support.podman import Podman
 from tests.support.procs import ManagedProcess, ProcessFactory
+from tests.support.redis_servers import RedisMissing, SingleRedis
 from tests.support.registry import RegistryFactory, RegistryServer
 
 MiB = 1 << 20
@@ -129,3 +130,16 @@ def podman(tmp_path: Path, require_root: None) -> Iterator[Podman]:
     client = Podman(tmp_path / "podman", tmp_path / "registries.conf")
     yield client
     client.cleanup()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[SingleRedis]:
+    """Debian's redis-server on a loopback port of its own, nothing persisted."""
+    try:
+        server = SingleRedis().start()
+    except RedisMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
