@@ -31,7 +31,13 @@ def _cluster(form: Form) -> dict[str, Any]:
 
 
 def _user(form: Form) -> dict[str, Any]:
-    return {"name": form.get("name").strip(), "role": form.get("role"), "password": form.get("password")}
+    body: dict[str, Any] = {"name": form.get("name").strip(), "role": form.get("role"),
+                            "password": form.get("password")}
+    # Comma-separated; empty: the role holds everywhere (manager/scopes.py).
+    clusters = [name.strip() for name in form.get("clusters").split(",") if name.strip()]
+    if clusters:
+        body["clusters"] = clusters
+    return body
 
 
 def _user_change(form: Form) -> dict[str, Any]:

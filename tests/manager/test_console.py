@@ -238,3 +238,24 @@ async def test_the_analysis_page_charts_each_tasks_host_times_and_success_rate(a
     assert len({task for _, _, task in bars}) == 2
     rates = re.findall(r'class="ratio-point" cx="[0-9.]+" cy="([0-9.]+)"', chart)
     assert len(rates) == 2 and float(rates[0]) < float(rates[1])  # 100% is drawn higher than 67%
+
+
+async def test_an_admin_makes_a_user_scoped_to_a_cluster_from_the_users_page(app: ManagerApp) -> None:
+    async with client(app) as admin:
+        await log_in(admin)
+        token = await csrf_of(admin)
+        made = await admin.post("/console/clusters", data={"csrf": token, "name": "edge"})
+        # Answered with the page itself: the join token is shown this once.
+        assert made.status_code == 201 and "The join token of cluster edge" in made.text, made.status_code
+        made = await admin.post("/console/users", data={"csrf": token, "name": "eve", "role": "operator",
+                                                        "clusters": " edge, ", "password": "operator-pass-1"})
+        assert made.status_code == 303, made.text
+        page = await admin.get("/console/users")
+        row = page.text[page.text.index('data-user="eve"'):]
+        assert '<td class="clusters">edge</td>' in row[: row.index("</tr>")]
+        assert '<td class="clusters">all</td>' in page.text  # the admin
+        # A cluster that is not there: the API's reason on the page, no user made.
+        refused = await admin.post("/console/users", data={"csrf": token, "name": "fay", "role": "operator",
+                                                           "clusters": "nowhere", "password": "operator-pass-1"})
+        assert refused.status_code == 400 and "no cluster" in refused.text and "nowhere" in refused.text
+        assert 'data-user="fay"' not in (await admin.get("/console/users")).text
