@@ -101,22 +101,36 @@ def test_with_the_right_digest_it_lands_with_a_wrong_one_nothing_does(
     assert list(wrong_dir.iterdir()) == []  # nothing landed, no temporary file left
 
 
+def _connected_to(port: int) -> bool:
+    """Whether a TCP connection to the local `port` is established (the kernel's table, as `ss` reads it)."""
+    listed = subprocess.run(["ss", "-Htn", "state", "established", f"( dport = :{port} )"], capture_output=True,
+                            text=True, timeout=5, check=False)
+    return bool(listed.stdout.strip())
+
+
 def test_an_origin_changing_the_file_mid_way_is_an_error_not_a_mixed_file(
     tmp_path: Path, nginx: NginxOrigin, cluster: DamselflyCluster
 ) -> None:
     path = nginx.root / "slow" / "changing.bin"
     path.write_bytes(b"a" * (3 * MiB))  # 1 MiB/s under /slow/: three seconds on the way
 
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+
     def rewrite_in_place() -> None:
-        time.sleep(1.0)
+        # Once the daemon's request to nginx is open and some of the body sent, so the origin is mid-way (on a busy
+        # machine the command may take more than a second to start: a fixed sleep rewrote the file before it was
+        # asked; and the command's own file fills only when a whole piece is in, too late).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _connected_to(nginx.port):
+            time.sleep(0.02)
+        time.sleep(0.3)
         # The same size, the same inode: nginx goes on sending from the file it opened, now half new.
         with path.open("r+b") as file:
             file.write(b"b" * (3 * MiB))
 
     writer = threading.Thread(target=rewrite_in_place)
     writer.start()
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
     result = get(nginx.url + "/slow/changing.bin", "-o", str(out_dir / "changing.bin"),
                  "--daemon", cluster.peers[0].files_url)
     writer.join()
