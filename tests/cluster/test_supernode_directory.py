@@ -173,8 +173,10 @@ def test_through_sentinel_a_killed_master_is_replaced_and_the_directory_works_ag
         third, process = start_supernode(tmp_path, "third", *args)
         started.append(process)
         wait_for(lambda: live_set(first) == sorted([first, second, third]), 15.0, "the directory working again")
-        assert time.monotonic() - killed_at < 45.0
-        assert live_set(second) == sorted([first, second, third])
+        # Each supernode reads the directory in rounds of its own (and backs off while Redis is away): the second
+        # catches up within a few of them, not at the first's instant.
+        wait_for(lambda: live_set(second) == sorted([first, second, third]), 10.0, "the second's directory too")
+        assert time.monotonic() - killed_at < 50.0
     finally:
         for process in started:
             process.stop()
