@@ -14,15 +14,15 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select
+from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
 
 from . import task_analysis, traffic
 from .api_errors import invalid, not_found
-from .api_tasks import TASK_STATES, load_task, task_id_of
+from .api_tasks import TASK_STATES, load_task, task_id_of, tasks_with_hosts
 from .context import Context
-from .models import Cluster, Host, Task, TaskHost
+from .models import Cluster, Host, Task
 from .scopes import hosts_in, task_held
 from .tokens import BadDuration, parse_duration
 from .traffic import NAMES, Counters
@@ -80,18 +80,24 @@ async def _host_ids_unscoped(ctx: Context, cluster: str, host: str) -> list[str]
     return None
 
 
-async def traffic_series(ctx: Context) -> Response:
-    query = ctx.request.query_params
+def _window_and_shape(query: QueryParams) -> tuple[float, str]:
+    """`since` (a duration, 24h by default) in seconds and `format` (json or csv) of an analysis request."""
     try:
         since = parse_duration(query.get("since", "24h"), "since")
     except BadDuration as exc:
         raise invalid(str(exc)) from None
-    step = query.get("step", "hour")
-    if step not in traffic.STEPS:
-        raise invalid(f"step must be one of {', '.join(traffic.STEPS)}")
     shape = query.get("format", "json")
     if shape not in ("json", "csv"):
         raise invalid("format must be json or csv")
+    return since, shape
+
+
+async def traffic_series(ctx: Context) -> Response:
+    query = ctx.request.query_params
+    since, shape = _window_and_shape(query)
+    step = query.get("step", "hour")
+    if step not in traffic.STEPS:
+        raise invalid(f"step must be one of {', '.join(traffic.STEPS)}")
     ids = await _host_ids(ctx, query.get("cluster", ""), query.get("host", ""))
     now = time.time()
     buckets = await traffic.series(ctx.platform.sessions, now - since, step, ids, now)
@@ -110,15 +116,6 @@ async def traffic_series(ctx: Context) -> Response:
         "totals": total.to_json(),
     }
     return JSONResponse(answer)
-
-
-async def _tasks_with_hosts(session: AsyncSession, query: Select[Task]) -> list[tuple[Task, list[TaskHost]]]:
-    tasks = list((await session.execute(query)).scalars())
-    rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
-    if tasks:
-        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))).scalars():
-            rows[row.task_id].append(row)
-    return [(task, rows[task.id]) for task in tasks]
 
 
 def _label(value: str) -> str:
@@ -140,7 +137,7 @@ async def traffic_metrics(ctx: Context) -> Response:
             states = dict((await session.execute(select(Task.state, func.count()).group_by(Task.state))).all())
         else:
             states = {}
-            for task, rows in (await _tasks_with_hosts(session, select(Task))):
+            for task, rows in (await tasks_with_hosts(session, select(Task))):
                 if task_held(ctx.me().clusters, rows):
                     states[task.state] = states.get(task.state, 0) + 1
     lines += ["# HELP damselfly_tasks Distribution tasks by state.", "# TYPE damselfly_tasks gauge"]
@@ -161,19 +158,12 @@ MAX_TASKS = 1000
 
 async def tasks_figures(ctx: Context) -> Response:
     """The figures of the tasks created in `since` (at most the newest MAX_TASKS), their summary; JSON or CSV."""
-    query = ctx.request.query_params
-    try:
-        since = parse_duration(query.get("since", "24h"), "since")
-    except BadDuration as exc:
-        raise invalid(str(exc)) from None
-    shape = query.get("format", "json")
-    if shape not in ("json", "csv"):
-        raise invalid("format must be json or csv")
+    since, shape = _window_and_shape(ctx.request.query_params)
     now = time.time()
     scope = ctx.me().clusters
     async with ctx.read() as session:
         held = [
-            (task, rows) for task, rows in await _tasks_with_hosts(
+            (task, rows) for task, rows in await tasks_with_hosts(
                 session, select(Task).where(Task.created_at >= now - since).order_by(Task.id.desc()).limit(MAX_TASKS)
             )
             if task_held(scope, rows)

@@ -9,7 +9,7 @@ import contextlib
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
@@ -261,6 +261,17 @@ async def load_task(session: AsyncSession, task_id: int, scope: frozenset[str] =
     return task, rows
 
 
+async def tasks_with_hosts(session: AsyncSession, query: Select[Task]) -> list[tuple[Task, list[TaskHost]]]:
+    """The tasks `query` selects, each with its host rows (one query for all of them)."""
+    tasks = list((await session.execute(query)).scalars())
+    rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
+    if tasks:
+        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows)))
+                                          .order_by(TaskHost.id))).scalars():
+            rows[row.task_id].append(row)
+    return [(task, rows[task.id]) for task in tasks]
+
+
 async def _secret_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -288,21 +299,14 @@ async def list_tasks(ctx: Context) -> Response:
         # A scoped role's page is filled from as many pages of the table as it takes: its tasks may be few among many.
         cursor = page.cursor
         while len(tasks) <= page.limit:
-            chunk = Page(page.limit, cursor).of(statement, Task.id, newest_first=True)
-            found = list((await session.execute(chunk)).scalars())
-            if not found:
-                break
-            ids = [task.id for task in found]
-            chunk_rows: dict[int, list[TaskHost]] = {task_id: [] for task_id in ids}
-            for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(ids)))).scalars():
-                chunk_rows[row.task_id].append(row)
-            for task in found:
-                if task_held(scope, chunk_rows[task.id]):
+            found = await tasks_with_hosts(session, Page(page.limit, cursor).of(statement, Task.id, newest_first=True))
+            for task, task_rows in found:
+                if task_held(scope, task_rows):
                     tasks.append(task)
-                    rows[task.id] = chunk_rows[task.id]
+                    rows[task.id] = task_rows
             if len(found) <= page.limit:
                 break
-            cursor = found[-1].id
+            cursor = found[-1][0].id
         tasks = tasks[: page.limit + 1]
         names = await _secret_names(session, {t.secret_id for t in tasks if t.secret_id is not None})
     items = [task_json(t, rows[t.id], names.get(t.secret_id or 0), detail=False) for t in tasks]

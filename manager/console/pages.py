@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .. import traffic
+from ..api_tasks import tasks_with_hosts
 from ..hosts import STATES
-from ..models import AuditEntry, Cluster, Task, TaskHost
+from ..models import AuditEntry, Cluster, Task
 from ..permissions import Permission, Role
 from ..scopes import hosts_in, task_held
 from .web import Console, Notes, Outcome, Viewer
@@ -96,12 +97,8 @@ async def overview(console: Console, request: Request, viewer: Viewer, notes: No
 async def _scoped_tasks(session: AsyncSession, scope: frozenset[str]) -> tuple[dict[str, int], list[Task]]:
     """The overview's task figures over the tasks a scoped role sees: active ones counted, recent failures."""
     query = select(Task).where(Task.state.in_(("pending", "running", "failed"))).order_by(Task.id.desc())
-    tasks = list((await session.execute(query.limit(SCOPED_TASKS_SCANNED))).scalars())
-    rows: dict[int, list[TaskHost]] = {task.id: [] for task in tasks}
-    if tasks:
-        for row in (await session.execute(select(TaskHost).where(TaskHost.task_id.in_(list(rows))))).scalars():
-            rows[row.task_id].append(row)
-    held = [task for task in tasks if task_held(scope, rows[task.id])]
+    found = await tasks_with_hosts(session, query.limit(SCOPED_TASKS_SCANNED))
+    held = [task for task, rows in found if task_held(scope, rows)]
     counts = {"pending": 0, "running": 0}
     for task in held:
         if task.state in counts:
